@@ -1,1 +1,9 @@
-//! placeholder
+//! The library both goblog-rs services stand on.
+//!
+//! - [`messaging`]: an async AMQP 0-9-1 messaging trait ([`messaging::Messaging`]) with a lapin
+//!   implementation that declares its topology once, confirms every publish, acks after the
+//!   handler, dead-letters what cannot be processed and recovers from lost connections by
+//!   itself.
+//! - [`redact`]: secrets never reach a log line.
+
+pub mod redact;

@@ -6,4 +6,5 @@
 //!   itself.
 //! - [`redact`]: secrets never reach a log line.
 
+pub mod messaging;
 pub mod redact;

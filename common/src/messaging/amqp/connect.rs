@@ -1,0 +1,222 @@
+//! Opening connections: URL validation, one bounded attempt, and the retry loops for the first
+//! connection (bounded in time) and for reconnections (until the client closes).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+use lapin::uri::{AMQPScheme, AMQPUri};
+use lapin::{Connection, ConnectionProperties, ErrorKind};
+use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::messaging::{MessagingError, MessagingSettings};
+use crate::redact::redact_url;
+
+/// Heartbeat used unless the URL asks for another: a dead peer is noticed within ~2× this.
+const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+
+/// A validated broker address.
+#[derive(Clone)]
+pub(super) struct BrokerAddress {
+    uri: AMQPUri,
+    /// For logs and errors: the URL with its password hidden.
+    pub(super) redacted: String,
+}
+
+impl BrokerAddress {
+    pub(super) fn parse(url: &str) -> Result<Self, MessagingError> {
+        let redacted = redact_url(url);
+        let invalid = |reason: &str| MessagingError::InvalidUrl {
+            url: redacted.clone(),
+            reason: reason.to_owned(),
+        };
+        if url.trim().is_empty() {
+            return Err(invalid("the URL is empty"));
+        }
+        if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
+            return Err(invalid("it must start with amqp:// or amqps://"));
+        }
+        let mut uri = AMQPUri::from_str(url).map_err(|reason| invalid(&reason))?;
+        if uri.authority.host.is_empty() {
+            return Err(invalid("it names no host"));
+        }
+        if uri.scheme == AMQPScheme::AMQPS && !cfg!(feature = "tls") {
+            return Err(invalid(
+                "amqps:// needs the `tls` feature of the common crate",
+            ));
+        }
+        uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECS);
+        Ok(Self { uri, redacted })
+    }
+
+    fn user(&self) -> &str {
+        &self.uri.authority.userinfo.username
+    }
+
+    fn vhost(&self) -> &str {
+        &self.uri.vhost
+    }
+}
+
+/// Why one attempt failed: worth retrying, or a mistake to report at once.
+enum AttemptError {
+    Transient(String),
+    Permanent(MessagingError),
+}
+
+/// One connection attempt, TCP and handshake bounded by `attempt_timeout`.
+async fn attempt(
+    address: &BrokerAddress,
+    settings: &MessagingSettings,
+) -> Result<Connection, AttemptError> {
+    let properties = ConnectionProperties::default()
+        .with_connection_name(settings.connection_name.clone().into());
+    match timeout(
+        settings.attempt_timeout,
+        Connection::connect_uri(address.uri.clone(), properties),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(error)) => Err(classify(address, &error)),
+        Err(_) => Err(AttemptError::Transient(format!(
+            "no answer within {:?}",
+            settings.attempt_timeout
+        ))),
+    }
+}
+
+/// Credentials and vhosts do not fix themselves: those fail at once; the rest is retried.
+fn classify(address: &BrokerAddress, error: &lapin::Error) -> AttemptError {
+    if let ErrorKind::ProtocolError(amqp) = error.kind() {
+        match amqp.kind() {
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => {
+                return AttemptError::Permanent(MessagingError::Authentication {
+                    url: address.redacted.clone(),
+                    user: address.user().to_owned(),
+                });
+            }
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => {
+                return AttemptError::Permanent(MessagingError::UnknownVhost {
+                    url: address.redacted.clone(),
+                    vhost: address.vhost().to_owned(),
+                });
+            }
+            _ => {}
+        }
+    }
+    AttemptError::Transient(error.to_string())
+}
+
+/// Capped exponential delays with jitter, without end.
+fn reconnect_delays(settings: &MessagingSettings) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(settings.reconnect_min_delay)
+        .with_max_delay(settings.reconnect_max_delay)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// The first connection: retried with backoff for up to `connect_timeout`, because a service
+/// may start before its broker; wrong credentials or vhost fail at once.
+pub(super) async fn connect_first(
+    address: &BrokerAddress,
+    settings: &MessagingSettings,
+) -> Result<Connection, MessagingError> {
+    let started = Instant::now();
+    let deadline = started + settings.connect_timeout;
+    let mut delays = reconnect_delays(settings);
+    let mut warned = false;
+    loop {
+        let last_error = match attempt(address, settings).await {
+            Ok(connection) => return Ok(connection),
+            Err(AttemptError::Permanent(error)) => return Err(error),
+            Err(AttemptError::Transient(reason)) => reason,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(MessagingError::ConnectTimeout {
+                url: address.redacted.clone(),
+                waited: now - started,
+                last_error,
+            });
+        }
+        if !warned {
+            warn!(url = %address.redacted, error = %last_error, "broker not reachable yet; retrying");
+            warned = true;
+        }
+        let delay = delays.next().unwrap_or(settings.reconnect_max_delay);
+        sleep(delay.min(deadline - now)).await;
+    }
+}
+
+/// Reconnects after a lost connection, until it succeeds or `closing` is cancelled (`None`).
+pub(super) async fn reconnect(
+    address: &BrokerAddress,
+    settings: &MessagingSettings,
+    closing: &CancellationToken,
+) -> Option<Connection> {
+    let mut delays = reconnect_delays(settings);
+    let mut attempts = 0u32;
+    loop {
+        let delay = delays.next().unwrap_or(settings.reconnect_max_delay);
+        tokio::select! {
+            () = closing.cancelled() => return None,
+            () = sleep(delay) => {}
+        }
+        attempts += 1;
+        let result = tokio::select! {
+            () = closing.cancelled() => return None,
+            result = attempt(address, settings) => result,
+        };
+        match result {
+            Ok(connection) => {
+                info!(url = %address.redacted, attempts, "reconnected to the broker");
+                return Some(connection);
+            }
+            // Credentials may be rotated while we wait: keep trying, but say why it fails.
+            Err(AttemptError::Permanent(error)) if attempts == 1 => {
+                warn!(%error, "reconnecting");
+            }
+            Err(AttemptError::Transient(reason)) if attempts == 1 => {
+                warn!(url = %address.redacted, error = %reason, "broker not reachable; retrying");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(url: &str) -> String {
+        match BrokerAddress::parse(url) {
+            Err(MessagingError::InvalidUrl { url, reason }) => format!("{url}: {reason}"),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("{url} should be invalid"),
+        }
+    }
+
+    #[test]
+    fn malformed_urls_are_named_without_their_password() {
+        assert!(reason("").contains("empty"));
+        assert!(reason("http://guest:pw@host").contains("amqp://"));
+        let message = reason("amqp://guest:secret@host:notaport/%2f");
+        assert!(message.contains("guest:***@host"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn a_heartbeat_is_set_unless_the_url_has_one() {
+        let default = BrokerAddress::parse("amqp://guest:guest@127.0.0.1:5672/%2f").expect("valid");
+        assert_eq!(default.uri.query.heartbeat, Some(DEFAULT_HEARTBEAT_SECS));
+        let chosen = BrokerAddress::parse("amqp://127.0.0.1/%2f?heartbeat=30").expect("valid");
+        assert_eq!(chosen.uri.query.heartbeat, Some(30));
+        assert_eq!(default.redacted, "amqp://guest:***@127.0.0.1:5672/%2f");
+    }
+}

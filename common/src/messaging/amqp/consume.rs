@@ -1,0 +1,274 @@
+//! Consumers that stay subscribed: each runs on its own channel with its own QoS, hands
+//! deliveries to concurrent handler tasks (up to the prefetch), acks after the handler
+//! succeeded, retries transient failures a bounded number of times, dead-letters the rest, and
+//! re-subscribes after a lost connection or a broker-side cancel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use futures_lite::StreamExt;
+use lapin::Channel;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::time::{sleep, timeout};
+use tracing::{debug, error, info, warn};
+
+use super::session::Session;
+use super::{Shared, declare};
+use crate::messaging::{
+    ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, QueueSpec,
+};
+
+/// How long an ack or nack may take before we give up on it (the broker then redelivers).
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The queue a consumer reads, and how it comes to exist.
+pub(super) enum Source {
+    WorkQueue(QueueSpec),
+    /// This instance's own queue bound to an exchange.
+    Exchange {
+        exchange: ExchangeSpec,
+        binding_key: String,
+        queue: String,
+    },
+}
+
+impl Source {
+    pub(super) fn queue(&self) -> &str {
+        match self {
+            Self::WorkQueue(spec) => &spec.name,
+            Self::Exchange { queue, .. } => queue,
+        }
+    }
+}
+
+pub(super) struct Consumer {
+    pub(super) source: Source,
+    pub(super) tag: String,
+    pub(super) handler: Arc<dyn Handler>,
+    pub(super) active: watch::Sender<bool>,
+}
+
+/// How one subscription on one channel ended.
+enum End {
+    /// `close` asked consumers to stop.
+    Stopped,
+    ConnectionLost,
+    /// The broker cancelled the consumer (its queue was deleted, ...).
+    Cancelled,
+}
+
+/// Keeps `consumer` subscribed until the client closes. The outcome of the first subscription
+/// is sent on `first`, so `subscribe` can report a refused declaration to its caller.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    consumer: Consumer,
+    first: oneshot::Sender<Result<(), MessagingError>>,
+) {
+    let mut first = Some(first);
+    let mut delays = resubscribe_delays(&shared);
+    loop {
+        let Some(session) = shared.live_session().await else {
+            break;
+        };
+        let outcome = subscribe_and_consume(&shared, &session, &consumer, &mut first).await;
+        consumer.active.send_replace(false);
+        match outcome {
+            Ok(End::Stopped) => break,
+            Ok(End::ConnectionLost) => {
+                delays = resubscribe_delays(&shared);
+                continue;
+            }
+            Ok(End::Cancelled) => {
+                warn!(
+                    queue = consumer.source.queue(),
+                    "the broker cancelled the consumer (queue deleted?); re-subscribing"
+                );
+                delays = resubscribe_delays(&shared);
+            }
+            Err(error) => {
+                if let Some(first) = first.take() {
+                    let _ = first.send(Err(error));
+                    return;
+                }
+                if !session.is_alive() {
+                    continue;
+                }
+                error!(queue = consumer.source.queue(), %error, "could not subscribe; retrying");
+            }
+        }
+        let delay = delays.next().unwrap_or(shared.settings.reconnect_max_delay);
+        tokio::select! {
+            () = shared.stop_consuming.cancelled() => break,
+            () = sleep(delay) => {}
+        }
+    }
+    if let Some(first) = first.take() {
+        let _ = first.send(Err(MessagingError::Closed));
+    }
+}
+
+fn resubscribe_delays(shared: &Shared) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(shared.settings.reconnect_min_delay)
+        .with_max_delay(shared.settings.reconnect_max_delay)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+async fn subscribe_and_consume(
+    shared: &Arc<Shared>,
+    session: &Session,
+    consumer: &Consumer,
+    first: &mut Option<oneshot::Sender<Result<(), MessagingError>>>,
+) -> Result<End, MessagingError> {
+    let queue = consumer.source.queue();
+    let broker = |operation: &str| {
+        let operation = format!("{operation} for queue {queue:?}");
+        move |source| MessagingError::Broker { operation, source }
+    };
+    // Declaring on the consuming channel itself: a consumer never races its own queue.
+    let channel = session
+        .connection
+        .create_channel()
+        .await
+        .map_err(broker("opening a channel"))?;
+    channel
+        .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(broker("setting the prefetch"))?;
+    match &consumer.source {
+        Source::WorkQueue(spec) => {
+            declare::work_queue(&channel, spec, shared.settings.delivery_limit).await?
+        }
+        Source::Exchange {
+            exchange,
+            binding_key,
+            queue,
+        } => {
+            declare::instance_queue(&channel, exchange, queue, binding_key).await?;
+        }
+    }
+    let mut deliveries = channel
+        .basic_consume(
+            ShortString::from(queue),
+            ShortString::from(consumer.tag.as_str()),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker("starting to consume"))?;
+    consumer.active.send_replace(true);
+    if let Some(first) = first.take() {
+        let _ = first.send(Ok(()));
+    }
+    info!(queue, consumer = %consumer.tag, prefetch = shared.settings.prefetch, "consuming");
+
+    let slots = Arc::new(Semaphore::new(usize::from(shared.settings.prefetch.max(1))));
+    loop {
+        let delivery = tokio::select! {
+            biased;
+            () = shared.stop_consuming.cancelled() => {
+                // Deliveries already buffered go back to the queue when the channel closes.
+                let _ = channel.basic_cancel(ShortString::from(consumer.tag.as_str()), BasicCancelOptions::default()).await;
+                return Ok(End::Stopped);
+            }
+            () = session.lost.cancelled() => return Ok(End::ConnectionLost),
+            delivery = deliveries.next() => delivery,
+        };
+        match delivery {
+            Some(Ok(delivery)) => {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return Ok(End::Stopped);
+                };
+                let task = Delivered {
+                    delivery,
+                    queue: queue.to_owned(),
+                    handler: consumer.handler.clone(),
+                    shared: shared.clone(),
+                    channel: channel.clone(),
+                };
+                shared.handlers.spawn(async move {
+                    task.process().await;
+                    drop(slot);
+                });
+            }
+            Some(Err(error)) if session.is_alive() => {
+                return Err(MessagingError::Broker {
+                    operation: format!("consuming from queue {queue:?}"),
+                    source: error,
+                });
+            }
+            Some(Err(_)) => return Ok(End::ConnectionLost),
+            None if session.is_alive() => return Ok(End::Cancelled),
+            None => return Ok(End::ConnectionLost),
+        }
+    }
+}
+
+/// One delivery on its way through the handler.
+struct Delivered {
+    delivery: Delivery,
+    queue: String,
+    handler: Arc<dyn Handler>,
+    shared: Arc<Shared>,
+    /// Keeps the consuming channel open until this delivery is acked, even after its consumer
+    /// was cancelled for shutdown.
+    channel: Channel,
+}
+
+impl Delivered {
+    async fn process(self) {
+        let message = incoming(&self.delivery);
+        let message_id = message.message_id.clone().unwrap_or_default();
+        let settings = &self.shared.settings;
+        let retries = ExponentialBuilder::default()
+            .with_min_delay(settings.handler_retry_delay)
+            .with_max_times(settings.handler_retries);
+        let handler = &self.handler;
+        let outcome = (|| handler.handle(message.clone()))
+            .retry(retries)
+            .when(|error| matches!(error, HandlerError::Retry(_)))
+            .notify(|error, delay| debug!(queue = %self.queue, %message_id, %error, ?delay, "handler failed; retrying"))
+            .await;
+        let acked = match outcome {
+            Ok(()) => {
+                timeout(
+                    ACK_TIMEOUT,
+                    self.delivery.acker.ack(BasicAckOptions::default()),
+                )
+                .await
+            }
+            Err(reason) => {
+                warn!(queue = %self.queue, %message_id, %reason, "dead-lettering message");
+                let options = BasicNackOptions {
+                    requeue: false,
+                    ..BasicNackOptions::default()
+                };
+                timeout(ACK_TIMEOUT, self.delivery.acker.nack(options)).await
+            }
+        };
+        if !matches!(acked, Ok(Ok(true))) {
+            debug!(queue = %self.queue, %message_id, channel = self.channel.id(), "ack not delivered; the broker will redeliver the message");
+        }
+    }
+}
+
+fn incoming(delivery: &Delivery) -> IncomingMessage {
+    let properties = &delivery.properties;
+    IncomingMessage {
+        body: delivery.data.clone().into(),
+        message_id: properties.message_id().as_ref().map(ToString::to_string),
+        kind: properties.kind().as_ref().map(ToString::to_string),
+        app_id: properties.app_id().as_ref().map(ToString::to_string),
+        timestamp: *properties.timestamp(),
+        routing_key: delivery.routing_key.to_string(),
+        redelivered: delivery.redelivered,
+    }
+}

@@ -1,0 +1,290 @@
+//! The lapin implementation of [`Messaging`].
+
+mod connect;
+mod consume;
+mod declare;
+mod publish;
+mod session;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{oneshot, watch};
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use self::connect::BrokerAddress;
+use self::consume::{Consumer, Source};
+use self::publish::Target;
+use self::session::{Declared, Session};
+use crate::messaging::{
+    ExchangeSpec, Handler, LinkStatus, Messaging, MessagingError, MessagingSettings,
+    OutgoingMessage, QueueSpec, Subscription,
+};
+
+/// Messaging over one RabbitMQ connection that recovers by itself.
+///
+/// Cheap to clone; every clone shares the connection.
+#[derive(Clone)]
+pub struct AmqpMessaging {
+    shared: Arc<Shared>,
+}
+
+/// State shared by the client, its supervisor, consumers and handler tasks.
+struct Shared {
+    settings: MessagingSettings,
+    address: BrokerAddress,
+    status: watch::Sender<LinkStatus>,
+    /// The live session, `None` while reconnecting.
+    session: watch::Sender<Option<Arc<Session>>>,
+    /// Cancelled when `close` begins: consumers stop taking deliveries.
+    stop_consuming: CancellationToken,
+    /// Cancelled when the connection is about to close: the supervisor stops.
+    closing: CancellationToken,
+    consumers: TaskTracker,
+    handlers: TaskTracker,
+    publishes: TaskTracker,
+}
+
+impl Shared {
+    /// Records a state change, logging each change once.
+    fn set_status(&self, status: LinkStatus) {
+        let changed = self.status.send_if_modified(|current| {
+            if *current == status {
+                return false;
+            }
+            *current = status.clone();
+            true
+        });
+        if changed {
+            match &status {
+                LinkStatus::Connected => info!(url = %self.address.redacted, "messaging connected"),
+                LinkStatus::Closed => info!("messaging closed"),
+                other => warn!(url = %self.address.redacted, "messaging {other}"),
+            }
+        }
+    }
+
+    /// The live session once there is one; `None` once the client closes.
+    async fn live_session(&self) -> Option<Arc<Session>> {
+        let mut sessions = self.session.subscribe();
+        tokio::select! {
+            () = self.closing.cancelled() => None,
+            session = sessions.wait_for(Option::is_some) => session.ok().and_then(|s| s.clone()),
+        }
+    }
+
+    /// A session that accepts publishes (connected and not blocked by an alarm), waiting for
+    /// one until `deadline`.
+    async fn session_for_publish(&self, deadline: Instant) -> Result<Arc<Session>, MessagingError> {
+        let ready = |status: &LinkStatus, session: &Option<Arc<Session>>| {
+            session
+                .clone()
+                .filter(|_| !matches!(status, LinkStatus::Blocked(_)))
+        };
+        if let Some(session) = ready(&self.status.borrow(), &self.session.borrow()) {
+            return Ok(session);
+        }
+        let started = Instant::now();
+        let mut statuses = self.status.subscribe();
+        let mut sessions = self.session.subscribe();
+        loop {
+            if self.closing.is_cancelled() {
+                return Err(MessagingError::Closed);
+            }
+            if let Some(session) =
+                ready(&statuses.borrow_and_update(), &sessions.borrow_and_update())
+            {
+                return Ok(session);
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(MessagingError::Unavailable {
+                        waited: started.elapsed(),
+                        state: self.status.borrow().to_string(),
+                    });
+                }
+                () = self.closing.cancelled() => return Err(MessagingError::Closed),
+                _ = statuses.changed() => {}
+                _ = sessions.changed() => {}
+            }
+        }
+    }
+}
+
+impl AmqpMessaging {
+    /// Connects (retrying for up to `connect_timeout`) and starts the supervisor that keeps
+    /// the connection alive.
+    pub async fn connect(settings: MessagingSettings) -> Result<Self, MessagingError> {
+        let address = BrokerAddress::parse(&settings.url)?;
+        let connection = connect::connect_first(&address, &settings).await?;
+        let session = Session::open(connection)
+            .await
+            .map_err(|source| MessagingError::Broker {
+                operation: "opening the publisher channel".into(),
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            settings,
+            address,
+            status: watch::Sender::new(LinkStatus::Connecting),
+            session: watch::Sender::new(Some(session.clone())),
+            stop_consuming: CancellationToken::new(),
+            closing: CancellationToken::new(),
+            consumers: TaskTracker::new(),
+            handlers: TaskTracker::new(),
+            publishes: TaskTracker::new(),
+        });
+        shared.set_status(LinkStatus::Connected);
+        tokio::spawn(session::watch(shared.clone(), session.clone()));
+        tokio::spawn(session::supervise(shared.clone(), session));
+        Ok(Self { shared })
+    }
+
+    async fn start_consumer(
+        &self,
+        source: Source,
+        consumer_name: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, MessagingError> {
+        if self.shared.stop_consuming.is_cancelled() {
+            return Err(MessagingError::Closed);
+        }
+        let queue = source.queue().to_owned();
+        let (active, active_rx) = watch::channel(false);
+        let consumer = Consumer {
+            source,
+            tag: format!("{consumer_name}.{}", uuid::Uuid::new_v4().simple()),
+            handler,
+            active,
+        };
+        let (first_tx, first_rx) = oneshot::channel();
+        self.shared
+            .consumers
+            .spawn(consume::run(self.shared.clone(), consumer, first_tx));
+        first_rx.await.unwrap_or(Err(MessagingError::Closed))?;
+        Ok(Subscription::new(queue, active_rx))
+    }
+}
+
+#[async_trait]
+impl Messaging for AmqpMessaging {
+    async fn publish(
+        &self,
+        exchange: &ExchangeSpec,
+        routing_key: &str,
+        message: OutgoingMessage,
+    ) -> Result<(), MessagingError> {
+        let _in_flight = self.shared.publishes.token();
+        let target = Target {
+            exchange: &exchange.name,
+            routing_key,
+        };
+        publish::publish(&self.shared, target, &message, |session| async move {
+            session
+                .ensure_declared(
+                    Declared::Exchange(exchange.name.clone()),
+                    |channel| async move { declare::exchange(&channel, exchange).await },
+                )
+                .await
+        })
+        .await
+    }
+
+    async fn publish_on_queue(
+        &self,
+        queue: &QueueSpec,
+        message: OutgoingMessage,
+    ) -> Result<(), MessagingError> {
+        let _in_flight = self.shared.publishes.token();
+        let target = Target {
+            exchange: "",
+            routing_key: &queue.name,
+        };
+        let delivery_limit = self.shared.settings.delivery_limit;
+        publish::publish(&self.shared, target, &message, |session| async move {
+            session
+                .ensure_declared(Declared::Queue(queue.name.clone()), |channel| async move {
+                    declare::work_queue(&channel, queue, delivery_limit).await
+                })
+                .await
+        })
+        .await
+    }
+
+    async fn subscribe(
+        &self,
+        exchange: &ExchangeSpec,
+        binding_key: &str,
+        consumer_name: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, MessagingError> {
+        let source = Source::Exchange {
+            exchange: exchange.clone(),
+            binding_key: binding_key.to_owned(),
+            queue: format!(
+                "{}.{consumer_name}.{}",
+                exchange.name,
+                uuid::Uuid::new_v4().simple()
+            ),
+        };
+        self.start_consumer(source, consumer_name, handler).await
+    }
+
+    async fn subscribe_to_queue(
+        &self,
+        queue: &QueueSpec,
+        consumer_name: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, MessagingError> {
+        self.start_consumer(Source::WorkQueue(queue.clone()), consumer_name, handler)
+            .await
+    }
+
+    fn status(&self) -> watch::Receiver<LinkStatus> {
+        self.shared.status.subscribe()
+    }
+
+    async fn close(&self) -> Result<(), MessagingError> {
+        let shared = &self.shared;
+        if shared.stop_consuming.is_cancelled() {
+            return Ok(());
+        }
+        shared.stop_consuming.cancel();
+        shared.consumers.close();
+        shared.handlers.close();
+        shared.publishes.close();
+        let grace = shared.settings.close_grace;
+        let drained = timeout(grace, async {
+            shared.consumers.wait().await;
+            shared.handlers.wait().await;
+            shared.publishes.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                handlers = shared.handlers.len(),
+                publishes = shared.publishes.len(),
+                ?grace,
+                "closing with work still in flight; unacked messages will be redelivered"
+            );
+        }
+        shared.closing.cancel();
+        let session = shared.session.send_replace(None);
+        shared.set_status(LinkStatus::Closed);
+        if let Some(session) = session.filter(|s| s.is_alive()) {
+            session.lost.cancel();
+            session
+                .connection
+                .close(200, "goodbye".into())
+                .await
+                .map_err(|source| MessagingError::Broker {
+                    operation: "closing the connection".into(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}

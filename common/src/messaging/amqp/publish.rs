@@ -1,0 +1,152 @@
+//! Confirmed publishing: persistent JSON messages with ids, `mandatory` so an unroutable
+//! message is an error, and a republish on the next connection when the confirm was lost with
+//! the old one (consumers drop the duplicates by `message_id`).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lapin::BasicProperties;
+use lapin::Confirmation;
+use lapin::options::BasicPublishOptions;
+use lapin::types::ShortString;
+use tokio::time::{Instant, timeout};
+
+use super::Shared;
+use super::session::Session;
+use crate::messaging::{MessagingError, OutgoingMessage};
+
+/// Where a message goes: `exchange` "" is the default exchange, routing straight to a queue.
+pub(super) struct Target<'a> {
+    pub(super) exchange: &'a str,
+    pub(super) routing_key: &'a str,
+}
+
+impl Target<'_> {
+    fn describe(&self) -> String {
+        if self.exchange.is_empty() {
+            format!("queue {:?}", self.routing_key)
+        } else {
+            format!("exchange {:?} (key {:?})", self.exchange, self.routing_key)
+        }
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Confirmed,
+    /// The channel or connection went away: worth trying again on a healthy one.
+    Interrupted(MessagingError),
+    Failed(MessagingError),
+}
+
+/// Channel errors tolerated on a connection that stays up before the publish fails.
+const CHANNEL_RETRIES: u32 = 3;
+/// Lost connections one publish rides out before it fails (a flapping broker).
+const CONNECTION_RETRIES: u32 = 5;
+
+/// Publishes and waits for the confirm, riding out an outage of up to `outage_wait`.
+pub(super) async fn publish<F, Fut>(
+    shared: &Shared,
+    target: Target<'_>,
+    message: &OutgoingMessage,
+    declare: F,
+) -> Result<(), MessagingError>
+where
+    F: Fn(Arc<Session>) -> Fut,
+    Fut: Future<Output = Result<(), MessagingError>>,
+{
+    let properties = properties(&shared.settings.app_id, message);
+    let mut deadline = Instant::now() + shared.settings.outage_wait;
+    let (mut channel_errors, mut lost_connections) = (0, 0);
+    loop {
+        let session = shared.session_for_publish(deadline).await?;
+        let outcome = match declare(session.clone()).await {
+            Ok(()) => attempt(shared, &session, &target, message, properties.clone()).await,
+            Err(error) if session.is_alive() => Attempt::Failed(error),
+            Err(error) => Attempt::Interrupted(error),
+        };
+        match outcome {
+            Attempt::Confirmed => return Ok(()),
+            Attempt::Failed(error) => return Err(error),
+            Attempt::Interrupted(error) if session.is_alive() => {
+                channel_errors += 1;
+                if channel_errors > CHANNEL_RETRIES {
+                    return Err(error);
+                }
+            }
+            Attempt::Interrupted(error) => {
+                lost_connections += 1;
+                if lost_connections > CONNECTION_RETRIES {
+                    return Err(error);
+                }
+                // The confirm died with the connection: publish again on the next one.
+                session.lost.cancel();
+                deadline = Instant::now() + shared.settings.outage_wait;
+            }
+        }
+    }
+}
+
+async fn attempt(
+    shared: &Shared,
+    session: &Session,
+    target: &Target<'_>,
+    message: &OutgoingMessage,
+    properties: BasicProperties,
+) -> Attempt {
+    let interrupted = |source| {
+        Attempt::Interrupted(MessagingError::Broker {
+            operation: format!("publishing to {}", target.describe()),
+            source,
+        })
+    };
+    let channel = match session.publisher().await {
+        Ok(channel) => channel,
+        Err(error) => return interrupted(error),
+    };
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirm = match channel
+        .basic_publish(
+            ShortString::from(target.exchange),
+            ShortString::from(target.routing_key),
+            options,
+            &message.body,
+            properties,
+        )
+        .await
+    {
+        Ok(confirm) => confirm,
+        Err(error) => return interrupted(error),
+    };
+    let confirm_timeout = shared.settings.confirm_timeout;
+    match timeout(confirm_timeout, confirm).await {
+        Err(_) => Attempt::Failed(MessagingError::ConfirmTimeout {
+            target: target.describe(),
+            timeout: confirm_timeout,
+        }),
+        Ok(Err(error)) => interrupted(error),
+        Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Attempt::Confirmed,
+        Ok(Ok(Confirmation::Ack(Some(_)))) => Attempt::Failed(MessagingError::Unroutable {
+            target: target.describe(),
+        }),
+        Ok(Ok(Confirmation::Nack(_))) => Attempt::Failed(MessagingError::Nacked {
+            target: target.describe(),
+        }),
+    }
+}
+
+fn properties(app_id: &str, message: &OutgoingMessage) -> BasicProperties {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(message.message_id.as_str().into())
+        .with_type(message.kind.as_str().into())
+        .with_app_id(app_id.into())
+        .with_timestamp(now)
+}

@@ -1,0 +1,217 @@
+//! One live connection with its publisher channel, and the supervisor that replaces it when it
+//! is lost.
+//!
+//! lapin's own auto-recovery can stay stuck in `Reconnecting` for good, and cannot re-declare
+//! exclusive queues (see `shared/anchors/lapin-recovery.md`), so this layer does the recovery
+//! itself: every connection is disposable, and a lost one is dropped and rebuilt from the
+//! client's own registry of consumers and declarations.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::ConfirmSelectOptions;
+use lapin::protocol::AMQPErrorKind;
+use lapin::{Channel, Connection, ErrorKind, Event};
+use tokio::sync::Mutex as AsyncMutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::Shared;
+use super::connect::reconnect;
+use crate::messaging::{LinkStatus, MessagingError};
+
+/// How often the connection's state is checked besides lapin's events, as a safety net.
+const STATUS_POLL: Duration = Duration::from_millis(250);
+
+/// What a publisher has declared on the broker, so each is declared once per connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum Declared {
+    Exchange(String),
+    Queue(String),
+}
+
+pub(super) struct Session {
+    pub(super) connection: Connection,
+    publisher: RwLock<Channel>,
+    reopening: AsyncMutex<()>,
+    declared: Mutex<HashSet<Declared>>,
+    declaring: AsyncMutex<()>,
+    /// Cancelled once this connection is known to be dead.
+    pub(super) lost: CancellationToken,
+}
+
+impl Session {
+    pub(super) async fn open(connection: Connection) -> Result<Arc<Self>, lapin::Error> {
+        let publisher = confirm_channel(&connection).await?;
+        Ok(Arc::new(Self {
+            connection,
+            publisher: RwLock::new(publisher),
+            reopening: AsyncMutex::new(()),
+            declared: Mutex::new(HashSet::new()),
+            declaring: AsyncMutex::new(()),
+            lost: CancellationToken::new(),
+        }))
+    }
+
+    pub(super) fn is_alive(&self) -> bool {
+        !self.lost.is_cancelled() && self.connection.status().connected()
+    }
+
+    /// The long-lived confirm-mode channel; reopened if a channel error closed it while the
+    /// connection stayed up.
+    pub(super) async fn publisher(&self) -> Result<Channel, lapin::Error> {
+        let channel = self.current_publisher();
+        if channel.status().connected() {
+            return Ok(channel);
+        }
+        let _reopening = self.reopening.lock().await;
+        let channel = self.current_publisher();
+        if channel.status().connected() {
+            return Ok(channel);
+        }
+        let fresh = confirm_channel(&self.connection).await?;
+        *self
+            .publisher
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+        // A channel error may mean something we declared was deleted behind our back.
+        self.declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        debug!("publisher channel reopened");
+        Ok(fresh)
+    }
+
+    fn current_publisher(&self) -> Channel {
+        self.publisher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs `declare` once per connection for `what`; concurrent first publishes wait for the
+    /// one declaration instead of each opening a channel.
+    pub(super) async fn ensure_declared<F, Fut>(
+        &self,
+        what: Declared,
+        declare: F,
+    ) -> Result<(), MessagingError>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = Result<(), MessagingError>>,
+    {
+        if self.is_declared(&what) {
+            return Ok(());
+        }
+        let _declaring = self.declaring.lock().await;
+        if self.is_declared(&what) {
+            return Ok(());
+        }
+        // A refused declaration closes its channel: use a throwaway one, not the publisher's.
+        let channel =
+            self.connection
+                .create_channel()
+                .await
+                .map_err(|source| MessagingError::Broker {
+                    operation: "opening a channel to declare topology".into(),
+                    source,
+                })?;
+        let result = declare(channel.clone()).await;
+        if channel.status().connected() {
+            let _ = channel.close(200, "declared".into()).await;
+        }
+        result?;
+        self.declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(what);
+        Ok(())
+    }
+
+    fn is_declared(&self, what: &Declared) -> bool {
+        self.declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(what)
+    }
+}
+
+async fn confirm_channel(connection: &Connection) -> Result<Channel, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Marks the session lost when lapin reports an error or the connection leaves `Connected`,
+/// and mirrors broker alarms (connection.blocked) into the client's status.
+pub(super) async fn watch(shared: Arc<Shared>, session: Arc<Session>) {
+    let mut events = session.connection.events_listener();
+    let mut poll = tokio::time::interval(STATUS_POLL);
+    loop {
+        tokio::select! {
+            () = session.lost.cancelled() => return,
+            event = events.next() => match event {
+                // A channel-level (soft) error closes only that channel; its owner handles it.
+                Some(Event::Error(error)) if is_channel_error(&error) => {
+                    debug!(%error, "a channel was closed by the broker");
+                }
+                Some(Event::Error(error)) => {
+                    warn!(%error, "connection to the broker lost");
+                    break;
+                }
+                Some(Event::ConnectionBlocked(reason)) => {
+                    shared.set_status(LinkStatus::Blocked(reason));
+                }
+                Some(Event::ConnectionUnblocked) => shared.set_status(LinkStatus::Connected),
+                Some(_) => {}
+                None => break,
+            },
+            _ = poll.tick() => {
+                if !session.connection.status().connected() {
+                    if !shared.closing.is_cancelled() {
+                        warn!("connection to the broker lost");
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    session.lost.cancel();
+}
+
+fn is_channel_error(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(amqp) if matches!(amqp.kind(), AMQPErrorKind::Soft(_)))
+}
+
+/// Replaces lost sessions until the client closes.
+pub(super) async fn supervise(shared: Arc<Shared>, mut session: Arc<Session>) {
+    loop {
+        tokio::select! {
+            () = session.lost.cancelled() => {}
+            () = shared.closing.cancelled() => return,
+        }
+        shared.session.send_replace(None);
+        shared.set_status(LinkStatus::Reconnecting);
+        session = loop {
+            let Some(connection) =
+                reconnect(&shared.address, &shared.settings, &shared.closing).await
+            else {
+                return;
+            };
+            match Session::open(connection).await {
+                Ok(fresh) => break fresh,
+                Err(error) => {
+                    warn!(%error, "reconnected, but opening the publisher channel failed; retrying")
+                }
+            }
+        };
+        tokio::spawn(watch(shared.clone(), session.clone()));
+        shared.session.send_replace(Some(session.clone()));
+        shared.set_status(LinkStatus::Connected);
+    }
+}

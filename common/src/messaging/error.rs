@@ -1,0 +1,66 @@
+//! What can go wrong with messaging, typed so callers can act on it (e.g. put a notification in
+//! an outbox when the broker is unavailable) and worded so an operator knows what to fix.
+
+use std::time::Duration;
+
+/// Messaging failures. URLs in these errors always have their password redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum MessagingError {
+    #[error("invalid AMQP URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    #[error("the broker at {url} refused the credentials of user {user:?} (ACCESS_REFUSED)")]
+    Authentication { url: String, user: String },
+
+    #[error(
+        "the broker at {url} has no virtual host {vhost:?} or denies it to the user (NOT_ALLOWED)"
+    )]
+    UnknownVhost { url: String, vhost: String },
+
+    #[error("could not connect to the broker at {url} within {waited:?}: {last_error}")]
+    ConnectTimeout {
+        url: String,
+        waited: Duration,
+        last_error: String,
+    },
+
+    #[error("the broker was unavailable for {waited:?} ({state}); the message was not published")]
+    Unavailable { waited: Duration, state: String },
+
+    #[error("no confirm from the broker within {timeout:?} for a message to {target}")]
+    ConfirmTimeout { target: String, timeout: Duration },
+
+    #[error("the broker could not route a message to {target} (no queue bound): returned")]
+    Unroutable { target: String },
+
+    #[error("the broker refused to store a message to {target} (nack)")]
+    Nacked { target: String },
+
+    #[error("{kind} {name:?} exists with other arguments than goblog-rs declares: {detail}")]
+    TopologyMismatch {
+        kind: &'static str,
+        name: String,
+        detail: String,
+    },
+
+    #[error("{operation} failed: {source}")]
+    Broker {
+        operation: String,
+        #[source]
+        source: lapin::Error,
+    },
+
+    #[error("the messaging client is closed")]
+    Closed,
+}
+
+impl MessagingError {
+    /// True when trying again later may succeed (the broker was away, slow or blocked), as
+    /// opposed to a mistake that needs a fix.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::ConfirmTimeout { .. } | Self::Broker { .. }
+        )
+    }
+}

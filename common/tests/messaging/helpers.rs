@@ -1,0 +1,91 @@
+//! Shared setup for the messaging tests: clients with short timeouts, recording handlers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::messaging::{
+    AmqpMessaging, Handler, HandlerError, HandlerFn, IncomingMessage, MessagingSettings,
+    OutgoingMessage, QueueSpec, QueueType,
+};
+use tokio::sync::mpsc;
+
+pub use test_support::{Broker, TcpProxy, amqp_url, unique};
+
+/// How long a test waits for something that should take milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn settings(url: &str) -> MessagingSettings {
+    let mut settings = MessagingSettings::new(url, "messaging-test");
+    settings.connect_timeout = Duration::from_secs(5);
+    settings.attempt_timeout = Duration::from_secs(2);
+    settings.reconnect_max_delay = Duration::from_millis(500);
+    settings.handler_retry_delay = Duration::from_millis(5);
+    settings.close_grace = Duration::from_secs(5);
+    settings
+}
+
+pub async fn client(url: &str) -> AmqpMessaging {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    AmqpMessaging::connect(settings(url))
+        .await
+        .expect("connects to the test broker")
+}
+
+/// A JSON message of no particular type.
+pub fn message(body: &serde_json::Value) -> OutgoingMessage {
+    OutgoingMessage::json("test", body).expect("a JSON value encodes")
+}
+
+pub fn work_queue(prefix: &str) -> QueueSpec {
+    QueueSpec::work_queue(unique(prefix), QueueType::Quorum)
+}
+
+/// A handler that forwards every message it gets to a channel and succeeds.
+pub fn recorder() -> (Arc<dyn Handler>, mpsc::UnboundedReceiver<IncomingMessage>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handler = HandlerFn(move |message: IncomingMessage| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(message);
+            Ok::<(), HandlerError>(())
+        }
+    });
+    (Arc::new(handler), rx)
+}
+
+/// Receives `count` messages or panics after `PATIENCE`.
+pub async fn receive(
+    rx: &mut mpsc::UnboundedReceiver<IncomingMessage>,
+    count: usize,
+) -> Vec<IncomingMessage> {
+    let mut got = Vec::with_capacity(count);
+    while got.len() < count {
+        match tokio::time::timeout(PATIENCE, rx.recv()).await {
+            Ok(Some(message)) => got.push(message),
+            _ => panic!("received {} of {count} messages", got.len()),
+        }
+    }
+    got
+}
+
+/// Counts calls per message body, for handlers that fail on purpose.
+#[derive(Default, Clone)]
+pub struct Calls(Arc<Mutex<Vec<String>>>);
+
+impl Calls {
+    pub fn record(&self, body: &str) {
+        self.0.lock().expect("calls").push(body.to_owned());
+    }
+
+    pub fn count(&self, body: &str) -> usize {
+        self.0
+            .lock()
+            .expect("calls")
+            .iter()
+            .filter(|b| *b == body)
+            .count()
+    }
+}

@@ -3,6 +3,8 @@
 //!
 //! Lock-free (two atomics), so checking it costs nothing on the request path. Every method
 //! takes the current instant, which keeps the state machine testable without a clock.
+//! Hand-written: the established crate, `failsafe`, brings backoff strategies, failure
+//! policies and future wrappers for what takes sixty lines here.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -45,3 +45,32 @@ pub trait Outbox: Send + Sync {
     /// How many entries are pending.
     fn depth(&self) -> Result<u64, StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Handlers hold the store as a trait object; the mocks must fit there too.
+    #[test]
+    fn the_mocks_stand_in_for_the_store_behind_a_trait_object() {
+        let mut accounts = MockAccountStore::new();
+        accounts
+            .expect_account()
+            .withf(|id| id == "10000")
+            .returning(|id| {
+                Ok(Some(Account {
+                    id: id.to_owned(),
+                    name: "Person_0".into(),
+                }))
+            });
+        let accounts: Arc<dyn AccountStore> = Arc::new(accounts);
+        assert_eq!(accounts.account("10000").unwrap().unwrap().name, "Person_0");
+
+        let mut outbox = MockOutbox::new();
+        outbox.expect_depth().returning(|| Ok(3));
+        let outbox: Arc<dyn Outbox> = Arc::new(outbox);
+        assert_eq!(outbox.depth().unwrap(), 3);
+    }
+}

@@ -32,6 +32,9 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableErr
 
 impl Outbox for RedbAccountStore {
     fn append(&self, entries: &[OutboxEntry]) -> Result<usize, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
         let action = "append to the outbox";
         let txn = self.db.begin_write().map_err(|e| self.error(action, e))?;
         let mut added = 0;
@@ -126,6 +129,7 @@ mod tests {
         let store = RedbAccountStore::open(dir.path().join("db.redb")).unwrap();
         assert_eq!(store.depth().unwrap(), 0);
         assert!(store.oldest(10).unwrap().is_empty());
+        assert_eq!(store.append(&[]).unwrap(), 0);
 
         // Ids in an order unlike their sort order, to show the order is arrival, not id.
         assert_eq!(store.append(&[entry("c"), entry("a")]).unwrap(), 2);

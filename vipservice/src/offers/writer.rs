@@ -118,6 +118,7 @@ fn run(
         // A caller that stopped waiting has dropped its receiver: its send fails, harmlessly.
         match result {
             Ok(outcomes) => {
+                tracing::debug!(group = outcomes.len(), "offer group committed");
                 for (request, outcome) in group.drain(..).zip(outcomes) {
                     let _ = request.reply.send(Ok(outcome));
                 }

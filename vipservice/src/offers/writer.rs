@@ -51,7 +51,8 @@ impl OfferWriter {
     }
 
     /// Records a notification under its `message_id` and returns the outcome once it is
-    /// durable. On error nothing was recorded for it.
+    /// durable. On error nothing was recorded for it. A call abandoned midway may or may not
+    /// have been recorded; recording it again is safe, as it then comes back a duplicate.
     pub async fn record(
         &self,
         message_id: impl Into<String>,

@@ -1,0 +1,72 @@
+//! What the offer database records and answers.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The business rule, from settings; the caller may replace it at any time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferRule {
+    /// The text of every offer made.
+    pub text: String,
+    /// The least time between two offers to the same account, measured on the notifications'
+    /// `readAt`; zero makes every notification an offer.
+    pub min_interval: Duration,
+}
+
+impl Default for OfferRule {
+    fn default() -> Self {
+        Self {
+            text: "Thank you for being a VIP: enjoy a free upgrade to our premium account".into(),
+            min_interval: Duration::ZERO,
+        }
+    }
+}
+
+/// An offer made to an account, as `GET /offers/{accountId}` serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    /// The notification that led to it.
+    pub message_id: String,
+    pub account_id: String,
+    pub text: String,
+    /// When the account was read, from the notification.
+    pub read_at: DateTime<Utc>,
+    /// When the offer was recorded.
+    pub offered_at: DateTime<Utc>,
+}
+
+/// What was decided for one processed notification; stored under its `message_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub account_id: String,
+    /// Whether an offer was made.
+    pub offered: bool,
+    pub processed_at: DateTime<Utc>,
+}
+
+/// The answer to one [`super::OfferWriter::record`] call, given once it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new offer was recorded.
+    Offered,
+    /// Processed and recorded, but the rule allowed no offer.
+    NoOffer,
+    /// This `message_id` was processed before; nothing new was recorded.
+    Duplicate,
+}
+
+/// Totals since the database was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Notifications processed (offers plus no-offers).
+    pub processed: u64,
+    pub offers: u64,
+    pub no_offers: u64,
+    /// Notifications dropped because their `message_id` was already processed.
+    pub duplicates: u64,
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds everything and deploys it to the Docker Swarm this engine belongs to, as the original
+# article's copyall.sh did, made safe: it stops at the first failure, and a service that
+# already runs is updated in place (rolling, per its update_config), never removed and
+# re-created, so there is no gap in service.
+#
+#   ./copyall.sh            build the static binaries and the images, deploy or update
+#
+# 1. Static release binaries (no libc needed at run time, so the images are FROM scratch).
+# 2. Images: accountservice and vipservice from docker/*.Dockerfile; RabbitMQ from a
+#    debootstrapped Debian root fs (scripts/build-rabbitmq-image.sh, cached).
+# 3. `docker stack deploy` of docker/docker-stack.yml (creates what is missing, updates changed
+#    specs), then `docker service update --image IMAGE --force` for the services that were
+#    already running: their image tag is unchanged, so only --force rolls them onto the new
+#    binaries.
+#
+# Environment: GOBLOG_STACK (stack name, default goblog), ACCOUNTSERVICE_IMAGE,
+# VIPSERVICE_IMAGE, RABBITMQ_IMAGE, GOBLOG_CONFIG_REPO, and every variable of the stack file.
+# Set GOBLOG_STACK_FILES to deploy more compose files on top (e.g. the config-server one).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+STACK="${GOBLOG_STACK:-goblog}"
+TARGET=x86_64-unknown-linux-gnu
+export ACCOUNTSERVICE_IMAGE="${ACCOUNTSERVICE_IMAGE:-goblog-rs/accountservice:latest}"
+export VIPSERVICE_IMAGE="${VIPSERVICE_IMAGE:-goblog-rs/vipservice:latest}"
+export RABBITMQ_IMAGE="${RABBITMQ_IMAGE:-goblog-rs/rabbitmq:latest}"
+export GOBLOG_CONFIG_REPO="${GOBLOG_CONFIG_REPO:-$PWD/config-repo}"
+read -r -a stack_files <<<"${GOBLOG_STACK_FILES:-docker/docker-stack.yml}"
+
+say() { printf 'copyall: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or see scripts/swarm-e2e.sh)"
+[ "$(docker info -f '{{.Swarm.LocalNodeState}}')" = active ] ||
+  die "this engine is not in a swarm: run 'docker swarm init' first"
+
+say "building static release binaries"
+RUSTFLAGS='-C target-feature=+crt-static' \
+  cargo build --quiet --release --target "$TARGET" -p accountservice -p vipservice -p healthchecker
+bin_dir="${CARGO_TARGET_DIR:-target}/$TARGET/release"
+
+# Each image's build context holds only what its Dockerfile adds, not the whole repository.
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+build_service_image() {
+  local name=$1 image=$2
+  rm -rf "${context:?}"/*
+  cp "$bin_dir/$name" "$bin_dir/healthchecker" "$context/"
+  mkdir "$context/data"
+  # The classic builder: Debian's docker.io engine comes without BuildKit for this client.
+  DOCKER_BUILDKIT=0 docker build --quiet -f "docker/$name.Dockerfile" -t "$image" "$context" >/dev/null
+  say "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.1f MB", $1/1e6}'))"
+}
+build_service_image accountservice "$ACCOUNTSERVICE_IMAGE"
+build_service_image vipservice "$VIPSERVICE_IMAGE"
+scripts/build-rabbitmq-image.sh
+
+# Swarm configs and secrets are immutable: name them after their content, so an edited file
+# becomes a new config that the services roll onto, and an unchanged one is reused.
+content_version() { cat "$@" | sha256sum | cut -c1-12; }
+[ -d "$GOBLOG_CONFIG_REPO" ] || die "no config-repo at $GOBLOG_CONFIG_REPO (set GOBLOG_CONFIG_REPO)"
+export GOBLOG_CONFIG_VERSION GOBLOG_SECRETS_VERSION
+GOBLOG_CONFIG_VERSION=$(content_version "$GOBLOG_CONFIG_REPO"/*.yml)
+GOBLOG_SECRETS_VERSION=$(content_version docker/secrets/*)
+
+# Published ports are host-mode (see docker-stack.yml): on a one-node swarm a start-first
+# update of accountservice would wait forever for host port 6767, which the old task holds.
+if [ -z "${ACCOUNTSERVICE_UPDATE_ORDER:-}" ] && [ "$(docker node ls -q | wc -l)" -eq 1 ]; then
+  export ACCOUNTSERVICE_UPDATE_ORDER=stop-first
+  say "one-node swarm: accountservice updates stop-first (host port 6767 cannot be shared)"
+fi
+
+existing=$(docker stack services "$STACK" --format '{{.Name}}' 2>/dev/null || true)
+compose_args=()
+for file in "${stack_files[@]}"; do compose_args+=(-c "$file"); done
+say "deploying stack $STACK (${stack_files[*]})"
+# --resolve-image never: the images are local; asking a registry for them would only fail.
+docker stack deploy --resolve-image never "${compose_args[@]}" "$STACK" >/dev/null
+
+for svc in accountservice:"$ACCOUNTSERVICE_IMAGE" vipservice:"$VIPSERVICE_IMAGE"; do
+  name="${STACK}_${svc%%:*}" image="${svc#*:}"
+  if grep -qx "$name" <<<"$existing"; then
+    say "updating $name in place"
+    docker service update --quiet --no-resolve-image --image "$image" --force "$name" >/dev/null
+  else
+    say "created $name"
+  fi
+done
+
+say "deployed. accountservice: http://127.0.0.1:6767/accounts/10000"
+say "RabbitMQ management: http://127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}/"
+say "vipservice ports: docker port CONTAINER 6868 (one ephemeral host port per replica)"

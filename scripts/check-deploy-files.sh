@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Checks the deployment files without deploying anything (no Docker engine needed, only the
+# docker client): CI runs it on every change.
+#
+# 1. `docker stack config` renders both stack files (syntax, schema, variable defaults).
+# 2. `bash -n` parses copyall.sh and the deployment scripts; shellcheck too where installed.
+# 3. The release binaries built as copyall.sh builds them are static (`ldd`), since the
+#    images are FROM scratch and have no libc or loader to offer a dynamic one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=x86_64-unknown-linux-gnu
+failed=0
+check() { printf 'check-deploy-files: %s ... ' "$1"; }
+pass() { echo ok; }
+flunk() { echo "FAILED${1:+: $1}"; failed=1; }
+
+for files in "docker/docker-stack.yml" "docker/docker-stack.yml docker/docker-stack.config-server.yml"; do
+  check "docker stack config -c ${files// / -c }"
+  args=()
+  for f in $files; do args+=(-c "$f"); done
+  if out=$(docker stack config "${args[@]}" 2>&1 >/dev/null); then pass; else flunk "$out"; fi
+done
+
+scripts=(copyall.sh scripts/swarm-e2e.sh scripts/build-rabbitmq-image.sh scripts/check-deploy-files.sh docker/rabbitmq/amqp-ping)
+check "bash -n ${scripts[*]}"
+if out=$(for s in "${scripts[@]}"; do bash -n "$s" || exit 1; done 2>&1); then pass; else flunk "$out"; fi
+if command -v shellcheck >/dev/null 2>&1; then
+  check "shellcheck"
+  if out=$(shellcheck "${scripts[@]}" 2>&1); then pass; else flunk $'\n'"$out"; fi
+fi
+
+check "static release binaries (ldd)"
+RUSTFLAGS='-C target-feature=+crt-static' \
+  cargo build --quiet --release --target "$TARGET" -p accountservice -p vipservice -p healthchecker
+dynamic=""
+for bin in accountservice vipservice healthchecker; do
+  path="${CARGO_TARGET_DIR:-target}/$TARGET/release/$bin"
+  # ldd prints "not a dynamic executable" (static) or "statically linked" (static-pie), and
+  # exits non-zero for the former, hence the || true.
+  out=$(ldd "$path" 2>&1 || true)
+  grep -qE 'not a dynamic executable|statically linked' <<<"$out" || dynamic+=" $bin"
+done
+if [ -z "$dynamic" ]; then pass; else flunk "dynamically linked:$dynamic"; fi
+
+exit "$failed"

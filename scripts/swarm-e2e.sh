@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# The original article's Docker Swarm walkthrough, run for real on this machine, from nothing:
+#
+#  1. a Docker engine: installs Debian's docker.io and starts dockerd if none answers
+#  2. a swarm: `docker swarm init` if this engine is in none
+#  3. images and stack: ./copyall.sh (static binaries, images, docker stack deploy)
+#  4. health: RabbitMQ, accountservice and vipservice healthy (polled, with a deadline)
+#  5. `curl /accounts/10000` → vipservice logs "Got a message", GET /offers/10000 has an offer
+#  6. `docker service scale vipservice=2` → four VIP reads are split 2/2 across the replicas
+#  7. `docker service update --force vipservice` during a paced VIP load → nothing is lost
+#  8. removes the stack, and leaves the swarm and stops dockerd only if this script began them
+#
+# One line per step; exits non-zero at the first failure (cleanup still runs, via a trap).
+#
+#   scripts/swarm-e2e.sh              the whole walkthrough
+#   scripts/swarm-e2e.sh --broker-only  steps 1-4 for RabbitMQ only (the service images are
+#                                     built and deployed, their health is not awaited)
+#
+# Environment: GOBLOG_STACK (default goblog-e2e), GOBLOG_CONFIG_REPO (default config-repo/),
+# E2E_DEADLINE (seconds to wait for each health state, default 180), LOGS_DIR (default logs/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export GOBLOG_STACK="${GOBLOG_STACK:-goblog-e2e}"
+DEADLINE="${E2E_DEADLINE:-180}"
+LOGS_DIR="${LOGS_DIR:-logs}"
+BROKER_ONLY=false
+case "${1:-}" in
+  --broker-only) BROKER_ONLY=true ;;
+  "") ;;
+  *) echo "usage: $0 [--broker-only]" >&2; exit 2 ;;
+esac
+mkdir -p "$LOGS_DIR"
+STACK="$GOBLOG_STACK"
+
+started_dockerd_pid=""
+initialised_swarm=false
+deployed_stack=false
+load_pid=""
+step_no=0
+step_started=$SECONDS
+
+# One line per step: "swarm-e2e [n] what ... ok (Ns)" or "... FAILED: why".
+step() {
+  step_no=$((step_no + 1))
+  step_started=$SECONDS
+  printf 'swarm-e2e [%d] %s ... ' "$step_no" "$*"
+}
+ok() { printf 'ok (%ds)%s\n' "$((SECONDS - step_started))" "${1:+: $1}"; }
+fail() {
+  printf 'FAILED (%ds): %s\n' "$((SECONDS - step_started))" "$*"
+  exit 1
+}
+
+# Polls "$@" every half second until it succeeds or $DEADLINE seconds pass.
+wait_for() {
+  local until=$((SECONDS + DEADLINE))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $until ] || return 1
+    sleep 0.5 # poll interval; the deadline bounds the wait
+  done
+}
+
+cleanup() {
+  local status=$?
+  set +e
+  # The bounded VIP load of step 7, if a failure cut that step short.
+  [ -z "${load_pid:-}" ] || kill "$load_pid" 2>/dev/null
+  if [ "$deployed_stack" = true ]; then
+    # Keep the logs of a failed run for whoever reads CI's output.
+    for svc in rabbitmq accountservice vipservice; do
+      docker service logs --raw "${STACK}_$svc" >"$LOGS_DIR/swarm-$svc.log" 2>&1
+    done
+    step "docker stack rm $STACK"
+    docker stack rm "$STACK" >/dev/null 2>&1
+    # The network and volume go only once every container is gone.
+    if wait_for no_stack_containers; then
+      # `stack rm` removes the network too, unless a container was still attached then.
+      if docker network inspect "${STACK}_goblog" >/dev/null 2>&1; then
+        docker network rm "${STACK}_goblog" >/dev/null 2>&1
+      fi
+      docker volume rm "${STACK}_rabbitmq-data" >/dev/null 2>&1
+      ok
+    else
+      printf 'containers still there after %ss\n' "$DEADLINE"
+    fi
+  fi
+  if [ "$initialised_swarm" = true ]; then
+    step "docker swarm leave --force (this script initialised it)"
+    if docker swarm leave --force >/dev/null 2>&1; then ok; else echo "failed"; fi
+  fi
+  if [ -n "$started_dockerd_pid" ]; then
+    step "stop dockerd (pid $started_dockerd_pid, started by this script)"
+    kill "$started_dockerd_pid" 2>/dev/null
+    local until=$((SECONDS + 60))
+    while kill -0 "$started_dockerd_pid" 2>/dev/null && [ $SECONDS -lt $until ]; do sleep 0.5; done
+    if kill -0 "$started_dockerd_pid" 2>/dev/null; then echo "still running"; else ok; fi
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+no_stack_containers() {
+  [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ]
+}
+
+# --- 1. engine ------------------------------------------------------------------------------
+command -v curl >/dev/null 2>&1 || { echo "swarm-e2e: needs curl" >&2; exit 1; }
+step "Docker engine"
+if docker info >/dev/null 2>&1; then
+  ok "already running"
+else
+  if ! command -v dockerd >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || fail "no dockerd, and installing docker.io needs root"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq docker.io >"$LOGS_DIR/apt-docker.log" 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq docker.io >>"$LOGS_DIR/apt-docker.log" 2>&1; } ||
+      fail "apt-get install docker.io (see $LOGS_DIR/apt-docker.log)"
+  fi
+  dockerd >"$LOGS_DIR/dockerd.log" 2>&1 &
+  started_dockerd_pid=$!
+  wait_for docker info || fail "dockerd did not answer within ${DEADLINE}s (see $LOGS_DIR/dockerd.log)"
+  ok "started dockerd $(docker version -f '{{.Server.Version}}'), pid $started_dockerd_pid"
+fi
+
+# --- 2. swarm -------------------------------------------------------------------------------
+step "swarm"
+case "$(docker info -f '{{.Swarm.LocalNodeState}}')" in
+  active) ok "already a swarm node" ;;
+  inactive)
+    # Loopback only: a one-node swarm needs no other address, and sends nothing off the machine.
+    docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 >/dev/null ||
+      fail "docker swarm init"
+    initialised_swarm=true
+    ok "initialised (will leave at the end)"
+    ;;
+  *) fail "swarm state is $(docker info -f '{{.Swarm.LocalNodeState}}')" ;;
+esac
+if docker stack ls --format '{{.Name}}' | grep -qx "$STACK"; then
+  fail "a stack named $STACK already runs here; remove it or set GOBLOG_STACK"
+fi
+
+# --- 3. build and deploy --------------------------------------------------------------------
+step "build binaries and images, deploy stack $STACK (./copyall.sh)"
+# The article starts with one vipservice and scales it to two (step 6).
+export VIPSERVICE_REPLICAS=1
+deployed_stack=true
+./copyall.sh >"$LOGS_DIR/copyall.log" 2>&1 || fail "see $LOGS_DIR/copyall.log"
+ok "$(docker image inspect -f '{{.Size}}' "${ACCOUNTSERVICE_IMAGE:-goblog-rs/accountservice:latest}" |
+  awk '{printf "accountservice image %.1f MB", $1/1e6}')"
+
+# --- 4. health ------------------------------------------------------------------------------
+containers_of() { docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_$1"; }
+# True when exactly $2 containers of service $1 run and all are healthy.
+service_healthy() {
+  local ids id n=0
+  ids=$(containers_of "$1")
+  for id in $ids; do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ] || return 1
+    n=$((n + 1))
+  done
+  [ "$n" -eq "$2" ]
+}
+
+step "RabbitMQ healthy"
+wait_for service_healthy rabbitmq 1 || fail "not healthy within ${DEADLINE}s"
+ok "$(docker stats --no-stream --format '{{.MemUsage}}' "$(containers_of rabbitmq)" | cut -d/ -f1)"
+
+if [ "$BROKER_ONLY" = true ]; then
+  step "service steps"
+  ok "skipped (--broker-only)"
+  exit 0
+fi
+
+step "accountservice and vipservice healthy"
+wait_for service_healthy accountservice 1 || fail "accountservice not healthy within ${DEADLINE}s"
+wait_for service_healthy vipservice 1 || fail "vipservice not healthy within ${DEADLINE}s"
+wait_for curl -fsS http://127.0.0.1:6767/health || fail "http://127.0.0.1:6767/health"
+ok
+
+# "Got a message" lines in one container's log.
+messages_in() { docker logs "$1" 2>&1 | grep -c "Got a message" || true; }
+# The host port of a vipservice container's 6868 (host mode, ephemeral).
+vip_port() { docker port "$1" 6868/tcp | head -n 1 | sed 's/.*://'; }
+# Distinct notifications consumed by every vipservice task, past and present: a notification's
+# readAt is unique per read, and a redelivered one is the same notification (not a loss).
+distinct_consumed() {
+  docker service logs --raw "${STACK}_vipservice" 2>&1 | grep "Got a message" |
+    grep -oE 'readAt[^0-9]*[0-9][^",\\}]*' | sort -u | wc -l
+}
+queue_depth() {
+  docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
+    awk '$1 == "vip_queue" {print $2 + $3}'
+}
+
+# --- 5. one VIP read → consumed -------------------------------------------------------------
+step "curl /accounts/10000 → vipservice got the message, /offers/10000 has it"
+body=$(curl -fsS http://127.0.0.1:6767/accounts/10000) || fail "GET /accounts/10000"
+grep -q '"id":"10000"' <<<"$body" || fail "unexpected body: $body"
+vip=$(containers_of vipservice)
+wait_for test "$(messages_in "$vip")" -ge 1 || fail "no 'Got a message' in vipservice's log"
+curl -fsS "http://127.0.0.1:$(vip_port "$vip")/offers/10000" >/dev/null || fail "GET /offers/10000"
+ok
+
+# --- 6. scale to two: four reads split 2/2 --------------------------------------------------
+step "docker service scale vipservice=2 → four VIP reads split 2/2"
+docker service scale --detach "${STACK}_vipservice=2" >/dev/null || fail "docker service scale"
+wait_for service_healthy vipservice 2 || fail "two vipservice replicas not healthy within ${DEADLINE}s"
+declare -A before
+for id in $(containers_of vipservice); do before[$id]=$(messages_in "$id"); done
+for _ in 1 2 3 4; do
+  curl -fsS -o /dev/null http://127.0.0.1:6767/accounts/10000 || fail "GET /accounts/10000"
+done
+split_is_2_2() {
+  local id
+  for id in "${!before[@]}"; do
+    [ $(($(messages_in "$id") - before[$id])) -eq 2 ] || return 1
+  done
+}
+if ! wait_for split_is_2_2; then
+  counts=""
+  for id in "${!before[@]}"; do counts+=" $(($(messages_in "$id") - before[$id]))"; done
+  fail "split was${counts}"
+fi
+ok
+
+# --- 7. rolling update under load loses nothing ---------------------------------------------
+step "docker service update --force vipservice during VIP load → nothing lost"
+consumed_before=$(distinct_consumed)
+load_log="$LOGS_DIR/swarm-e2e-load.log"
+stop_load="$LOGS_DIR/.swarm-e2e-stop-load"
+rm -f "$stop_load"
+# Paced VIP reads (~50/s) for as long as the rolling update takes, on loopback only; bounded
+# at 3000 reads (a minute or more) even if the update never returns.
+(
+  for _ in $(seq 3000); do
+    [ ! -e "$stop_load" ] || break
+    curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 http://127.0.0.1:6767/accounts/10000
+    sleep 0.02
+  done
+) >"$load_log" &
+load_pid=$!
+update_ok=true
+docker service update --quiet --force "${STACK}_vipservice" >/dev/null || update_ok=false
+touch "$stop_load"
+wait "$load_pid" || true
+rm -f "$stop_load"
+[ "$update_ok" = true ] || fail "docker service update --force"
+sent=$(grep -c '^200$' "$load_log" || true)
+[ "$sent" -gt 0 ] || fail "no VIP read succeeded during the update"
+all_consumed() { [ $(($(distinct_consumed) - consumed_before)) -ge "$sent" ] && [ "$(queue_depth)" = 0 ]; }
+wait_for all_consumed ||
+  fail "$sent reads answered 200, $(($(distinct_consumed) - consumed_before)) notifications consumed, vip_queue holds $(queue_depth)"
+ok "$sent notifications, all consumed, vip_queue empty"
+
+# --- 8. cleanup: the EXIT trap removes the stack and restores the swarm/engine state --------

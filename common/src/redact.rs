@@ -16,16 +16,13 @@ pub fn redact_url(url: &str) -> String {
         return url.to_owned();
     };
     let user_info = &authority[..at];
-    let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+    let user = user_info
+        .split_once(':')
+        .map_or(user_info, |(user, _)| user);
     if user.len() == user_info.len() {
         return url.to_owned();
     }
-    format!(
-        "{}://{}:***@{}",
-        &url[..scheme_end],
-        user,
-        &rest[at + 1..]
-    )
+    format!("{}://{}:***@{}", &url[..scheme_end], user, &rest[at + 1..])
 }
 
 #[cfg(test)]

@@ -150,7 +150,10 @@ fn explain(error: config::ConfigError, sources: &str) -> ConfigError {
             expected,
         } => invalid(
             key,
-            format!("is {unexpected}, expected {expected}{}", from(origin)),
+            format!(
+                "is invalid: got {unexpected}, expected {expected}{}",
+                from(origin)
+            ),
         ),
         config::ConfigError::At {
             error,

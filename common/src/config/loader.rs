@@ -6,7 +6,7 @@ use super::args::ConfigArgs;
 use super::properties::Properties;
 use super::refresh::Snapshot;
 use super::settings::{EnvVars, Settings, build_settings};
-use super::source::ConfigSource;
+use super::source::{ConfigSource, LoadedSource};
 
 /// One service's way to its settings: which source, application name and profile.
 #[derive(Debug, Clone)]
@@ -84,7 +84,7 @@ impl SettingsLoader {
 
     fn snapshot<S: Settings>(
         &self,
-        source: super::source::LoadedSource,
+        source: LoadedSource,
         overrides: Properties,
     ) -> Result<Snapshot<S>, ConfigError> {
         Ok(Snapshot {

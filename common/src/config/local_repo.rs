@@ -70,12 +70,12 @@ fn read_yaml(path: &Path) -> Result<PropertySource, ConfigError> {
         path: path.to_owned(),
         reason,
     };
-    let file = config::File::from(path).format(config::FileFormat::Yaml);
-    let table = config::Source::collect(&file).map_err(|error| match error {
-        config::ConfigError::FileParse { cause, .. } => unreadable(cause.to_string()),
+    let file = ::config::File::from(path).format(::config::FileFormat::Yaml);
+    let table = ::config::Source::collect(&file).map_err(|error| match error {
+        ::config::ConfigError::FileParse { cause, .. } => unreadable(cause.to_string()),
         other => unreadable(other.to_string()),
     })?;
-    let tree: serde_json::Value = config::Value::new(None, config::ValueKind::Table(table))
+    let tree: serde_json::Value = ::config::Value::new(None, ::config::ValueKind::Table(table))
         .try_deserialize()
         .map_err(|error| unreadable(error.to_string()))?;
     Ok(PropertySource {

@@ -110,12 +110,12 @@ impl Properties {
     }
 }
 
-impl config::Source for Properties {
-    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+impl ::config::Source for Properties {
+    fn clone_into_box(&self) -> Box<dyn ::config::Source + Send + Sync> {
         Box::new(self.clone())
     }
 
-    fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
+    fn collect(&self) -> Result<::config::Map<String, ::config::Value>, ::config::ConfigError> {
         Ok(self
             .entries
             .iter()
@@ -130,8 +130,8 @@ fn root(key: &str) -> &str {
     key.find('[').map_or(key, |bracket| &key[..bracket])
 }
 
-fn to_config_value(value: &Value, origin: &String) -> config::Value {
-    use config::ValueKind;
+fn to_config_value(value: &Value, origin: &String) -> ::config::Value {
+    use ::config::ValueKind;
     let kind = match value {
         Value::Null => ValueKind::Nil,
         Value::Bool(flag) => ValueKind::Boolean(*flag),
@@ -153,7 +153,7 @@ fn to_config_value(value: &Value, origin: &String) -> config::Value {
                 .collect(),
         ),
     };
-    config::Value::new(Some(origin), kind)
+    ::config::Value::new(Some(origin), kind)
 }
 
 /// Flattens a tree into Spring's keys: `{"a":{"b":[1]}}` becomes `a.b[0] = 1`. Empty maps and

@@ -71,14 +71,16 @@ impl EnvVars {
         Self(
             pairs
                 .into_iter()
-                .filter(|(name, _)| name.to_ascii_uppercase().starts_with(&prefix))
-                .filter(|(name, _)| !ConfigArgs::ENV_VARS.contains(&name.as_str()))
+                .filter(|(name, _)| {
+                    let name = name.to_ascii_uppercase();
+                    name.starts_with(&prefix) && !ConfigArgs::ENV_VARS.contains(&name.as_str())
+                })
                 .collect(),
         )
     }
 
-    fn source(&self) -> config::Environment {
-        config::Environment::with_prefix(ENV_PREFIX)
+    fn source(&self) -> ::config::Environment {
+        ::config::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("_")
             .separator(ENV_SEPARATOR)
             .ignore_empty(true)
@@ -93,12 +95,12 @@ pub fn build_settings<S: Settings>(
     overrides: &Properties,
 ) -> Result<S, ConfigError> {
     let sources = consulted::<S>(loaded, env, overrides);
-    let settings: S = config::Config::builder()
+    let settings: S = ::config::Config::builder()
         .add_source(loaded.properties.clone())
         .add_source(env.source())
         .add_source(overrides.clone())
         .build()
-        .and_then(config::Config::try_deserialize)
+        .and_then(::config::Config::try_deserialize)
         .map_err(|error| explain(error, &sources))?;
     settings
         .validate()
@@ -134,7 +136,7 @@ fn consulted<S>(loaded: &LoadedSource, env: &EnvVars, overrides: &Properties) ->
     layers.join("; ")
 }
 
-fn explain(error: config::ConfigError, sources: &str) -> ConfigError {
+fn explain(error: ::config::ConfigError, sources: &str) -> ConfigError {
     let invalid = |key: String, reason: String| ConfigError::Invalid {
         key,
         reason,
@@ -142,8 +144,8 @@ fn explain(error: config::ConfigError, sources: &str) -> ConfigError {
     };
     let from = |origin: Option<String>| origin.map(|o| format!(" (from {o})")).unwrap_or_default();
     match error {
-        config::ConfigError::NotFound(key) => invalid(key, "is missing".to_owned()),
-        config::ConfigError::Type {
+        ::config::ConfigError::NotFound(key) => invalid(key, "is missing".to_owned()),
+        ::config::ConfigError::Type {
             key: Some(key),
             origin,
             unexpected,
@@ -155,7 +157,7 @@ fn explain(error: config::ConfigError, sources: &str) -> ConfigError {
                 from(origin)
             ),
         ),
-        config::ConfigError::At {
+        ::config::ConfigError::At {
             error,
             key: Some(key),
             origin,
@@ -164,5 +166,27 @@ fn explain(error: config::ConfigError, sources: &str) -> ConfigError {
             reason: other.to_string(),
             sources: sources.to_owned(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_goblog_variables_that_are_settings() {
+        let env = EnvVars::from_pairs(
+            [
+                ("GOBLOG_SERVER_NAME", "a"),
+                ("goblog_quotes__url", "b"),
+                ("GOBLOG_PROFILE", "test"),
+                ("goblog_config_server_url", "http://x"),
+                ("GOBLOGX_SERVER_NAME", "c"),
+                ("PATH", "/bin"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        let names: Vec<&str> = env.0.keys().map(String::as_str).collect();
+        assert_eq!(names, ["GOBLOG_SERVER_NAME", "goblog_quotes__url"]);
     }
 }

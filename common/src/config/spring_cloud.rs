@@ -58,15 +58,18 @@ pub struct SpringCloudConfig {
 }
 
 impl SpringCloudConfig {
-    /// A client for the server at `url` (user and password in it are sent as basic auth).
+    /// A client for the server at the `http://` URL `url` (user and password in it are sent as
+    /// basic auth).
     pub fn new(url: &str, label: &str) -> Result<Self, ConfigError> {
         let bad_url = |reason: &str| ConfigError::BadServerUrl {
             url: redact_url(url),
             reason: reason.to_owned(),
         };
         let mut base = Url::parse(url).map_err(|error| bad_url(&error.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad_url("the scheme must be http or https"));
+        if base.scheme() != "http" {
+            return Err(bad_url(
+                "the scheme must be http: this build has no TLS for the config server",
+            ));
         }
         base.path_segments_mut()
             .map_err(|()| bad_url("it cannot have a path"))?
@@ -75,7 +78,10 @@ impl SpringCloudConfig {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|error| bad_url(&error.to_string()))?;
+            .map_err(|error| ConfigError::ServerRequest {
+                url: redact_url(url),
+                reason: format!("cannot build the HTTP client: {}", describe(error)),
+            })?;
         Ok(Self {
             base,
             label: label.to_owned(),
@@ -271,7 +277,12 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_http_url_without_leaking_the_password() {
-        for url in ["configserver:8888", "amqp://u:secret@host", "not a url"] {
+        for url in [
+            "configserver:8888",
+            "amqp://u:secret@host",
+            "https://u:secret@host",
+            "not a url",
+        ] {
             let error = SpringCloudConfig::new(url, "master").expect_err(url);
             assert!(!error.to_string().contains("secret"), "{error}");
         }

@@ -2,6 +2,7 @@
 //! them stack: the one layer type that both config sources produce and the `config` crate reads.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use serde_json::Value;
 
@@ -20,8 +21,9 @@ pub struct PropertySource {
     pub properties: BTreeMap<String, Value>,
 }
 
-/// Merged flattened properties, each remembering the source it came from.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Merged flattened properties, each remembering the source it came from. Debug output shows
+/// keys and origins, never values, which may be secrets.
+#[derive(Clone, Default, PartialEq)]
 pub struct Properties {
     entries: BTreeMap<String, Entry>,
 }
@@ -107,6 +109,14 @@ impl Properties {
             }),
             None => Ok(()),
         }
+    }
+}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|(key, entry)| (key, &entry.origin)))
+            .finish()
     }
 }
 
@@ -236,6 +246,11 @@ mod tests {
         .expect_err("undecrypted value rejected");
         let message = error.to_string();
         assert!(message.contains("`amqp.password`"), "{message}");
+        let debug = format!("{:?}", shadowed.expect("merges"));
+        assert!(
+            debug.contains("password") && !debug.contains("plain"),
+            "{debug}"
+        );
         assert!(message.contains("repo/app.yml"), "{message}");
         assert!(!message.contains("abc"), "{message}");
     }

@@ -2,6 +2,7 @@
 //! timeouts, and retries at startup because Swarm starts the services before the server.
 
 use std::cell::Cell;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -49,7 +50,7 @@ pub struct ServerEnvironment {
 }
 
 /// A Spring Cloud Config server at a base URL, serving one label (git branch).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SpringCloudConfig {
     base: Url,
     label: String,
@@ -182,6 +183,17 @@ impl SpringCloudConfig {
     }
 }
 
+/// Debug output shows the URL without its password.
+impl fmt::Debug for SpringCloudConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpringCloudConfig")
+            .field("url", &self.redacted_url())
+            .field("label", &self.label)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The last failure of a retried request, without the URL the surrounding error already names.
 fn short_reason(error: &ConfigError) -> String {
     match error {
@@ -273,6 +285,7 @@ mod tests {
             "http://u:p@configserver:8888/accountservice/test/feature(_)x"
         );
         assert_eq!(client.redacted_url(), "http://u:***@configserver:8888/");
+        assert!(!format!("{client:?}").contains(":p@"));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //!   implementation that declares its topology once, confirms every publish, acks after the
 //!   handler, dead-letters what cannot be processed and recovers from lost connections by
 //!   itself.
+//! - [`config`]: settings from a Spring Cloud Config server or the local `config-repo/`, layered
+//!   with `GOBLOG_*` environment variables, typed, validated and refreshed by Spring Cloud Bus.
 //! - [`redact`]: secrets never reach a log line.
 
+pub mod config;
 pub mod messaging;
 pub mod redact;

@@ -1,0 +1,322 @@
+//! Client of a Spring Cloud Config server: `GET {url}/{application}/{profile}/{label}`, with
+//! timeouts, and retries at startup because Swarm starts the services before the server.
+
+use std::cell::Cell;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::{StatusCode, header};
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use super::ConfigError;
+use super::properties::{PropertySource, flatten};
+use crate::redact::redact_url;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long startup keeps asking a config server that is down, starting or overloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Wait before the second attempt; doubles after each failure.
+    pub first_delay: Duration,
+    /// The longest wait between two attempts.
+    pub max_delay: Duration,
+    /// Give up once the waits add up to this.
+    pub give_up_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Long enough for a Spring Boot config server started alongside on a small Swarm node.
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+            give_up_after: Duration::from_secs(90),
+        }
+    }
+}
+
+/// What a config server answered for one application, profile and label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerEnvironment {
+    /// The repository version (a git commit id), when the server reports one.
+    pub version: Option<String>,
+    /// The property sources, highest precedence first.
+    pub sources: Vec<PropertySource>,
+}
+
+/// A Spring Cloud Config server at a base URL, serving one label (git branch).
+#[derive(Clone)]
+pub struct SpringCloudConfig {
+    base: Url,
+    label: String,
+    retry: RetryPolicy,
+    http: reqwest::Client,
+}
+
+impl SpringCloudConfig {
+    /// A client for the server at the `http://` URL `url` (user and password in it are sent as
+    /// basic auth).
+    pub fn new(url: &str, label: &str) -> Result<Self, ConfigError> {
+        let bad_url = |reason: &str| ConfigError::BadServerUrl {
+            url: redact_url(url),
+            reason: reason.to_owned(),
+        };
+        let mut base = Url::parse(url).map_err(|error| bad_url(&error.to_string()))?;
+        if base.scheme() != "http" {
+            return Err(bad_url(
+                "the scheme must be http: this build has no TLS for the config server",
+            ));
+        }
+        base.path_segments_mut()
+            .map_err(|()| bad_url("it cannot have a path"))?
+            .pop_if_empty();
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|error| ConfigError::ServerRequest {
+                url: redact_url(url),
+                reason: format!("cannot build the HTTP client: {}", describe(error)),
+            })?;
+        Ok(Self {
+            base,
+            label: label.to_owned(),
+            retry: RetryPolicy::default(),
+            http,
+        })
+    }
+
+    /// Replaces the startup retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The environment's URL; a `/` in the label is sent as `(_)`, as Spring expects.
+    pub fn environment_url(&self, application: &str, profile: &str) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend([application, profile, &self.label.replace('/', "(_)")]);
+        }
+        url
+    }
+
+    /// The server's base URL with its password redacted, for logs and `/info`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.base.as_str())
+    }
+
+    /// Asks the server once.
+    pub async fn fetch(
+        &self,
+        application: &str,
+        profile: &str,
+    ) -> Result<ServerEnvironment, ConfigError> {
+        let url = self.environment_url(application, profile);
+        let shown = redact_url(url.as_str());
+        let request_failed = |error: reqwest::Error| ConfigError::ServerRequest {
+            url: shown.clone(),
+            reason: describe(error),
+        };
+        let response = self
+            .http
+            .get(url.clone())
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(request_failed)?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Err(ConfigError::NotFound { url: shown }),
+            status => return Err(ConfigError::ServerStatus { url: shown, status }),
+        }
+        let body = response.bytes().await.map_err(request_failed)?;
+        let wire: WireEnvironment =
+            serde_json::from_slice(&body).map_err(|error| ConfigError::BadResponse {
+                url: shown.clone(),
+                reason: error.to_string(),
+            })?;
+        Ok(wire.into())
+    }
+
+    /// Asks the server until it answers, retrying only what may heal by itself (connection
+    /// errors, timeouts, 5xx, 429) with exponential backoff, for at most the retry policy's
+    /// time; then fails with one error naming the URL, the last failure and what to check.
+    pub async fn fetch_with_retry(
+        &self,
+        application: &str,
+        profile: &str,
+    ) -> Result<ServerEnvironment, ConfigError> {
+        let started = Instant::now();
+        let attempts = Cell::new(0_usize);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.first_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_total_delay(Some(self.retry.give_up_after))
+            .without_max_times()
+            .with_jitter();
+        let result = (|| {
+            attempts.set(attempts.get() + 1);
+            self.fetch(application, profile)
+        })
+        .retry(backoff)
+        .when(ConfigError::is_transient)
+        .notify(|error, delay| {
+            tracing::warn!(%error, retry_in = ?delay, "config server not ready, retrying");
+        })
+        .await;
+        match result {
+            Err(last) if last.is_transient() => Err(ConfigError::ServerUnavailable {
+                url: redact_url(self.environment_url(application, profile).as_str()),
+                attempts: attempts.get(),
+                waited_secs: started.elapsed().as_secs(),
+                last: short_reason(&last),
+            }),
+            other => other,
+        }
+    }
+}
+
+/// Debug output shows the URL without its password.
+impl fmt::Debug for SpringCloudConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpringCloudConfig")
+            .field("url", &self.redacted_url())
+            .field("label", &self.label)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last failure of a retried request, without the URL the surrounding error already names.
+fn short_reason(error: &ConfigError) -> String {
+    match error {
+        ConfigError::ServerStatus { status, .. } => format!("HTTP {status}"),
+        ConfigError::ServerRequest { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A reqwest error and its causes on one line, without the URL (which may hold a password).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEnvironment {
+    version: Option<String>,
+    property_sources: Vec<WirePropertySource>,
+}
+
+#[derive(Deserialize)]
+struct WirePropertySource {
+    name: String,
+    source: serde_json::Map<String, Value>,
+}
+
+impl From<WireEnvironment> for ServerEnvironment {
+    fn from(wire: WireEnvironment) -> Self {
+        let sources = wire
+            .property_sources
+            .into_iter()
+            .map(|source| PropertySource {
+                name: source.name,
+                properties: source
+                    .source
+                    .into_iter()
+                    .flat_map(|(key, value)| flatten_value(key, value))
+                    .collect(),
+            })
+            .collect();
+        Self {
+            version: wire.version,
+            sources,
+        }
+    }
+}
+
+/// One server entry as flattened keys: an origin-tracked `{"value":…,"origin":…}` is its value;
+/// any other nested map or list is flattened under the key.
+fn flatten_value(key: String, value: Value) -> Vec<(String, Value)> {
+    let value = match value {
+        Value::Object(mut map)
+            if map.contains_key("value") && map.keys().all(|k| k == "value" || k == "origin") =>
+        {
+            map.remove("value").unwrap_or(Value::Null)
+        }
+        other => other,
+    };
+    match value {
+        Value::Object(_) | Value::Array(_) => {
+            let nested = serde_json::json!({ key: value });
+            flatten(&nested).into_iter().collect()
+        }
+        scalar => vec![(key, scalar)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn builds_the_environment_url_with_spring_label_escaping() {
+        let client = SpringCloudConfig::new("http://u:p@configserver:8888/", "feature/x")
+            .expect("valid URL");
+        assert_eq!(
+            client.environment_url("accountservice", "test").as_str(),
+            "http://u:p@configserver:8888/accountservice/test/feature(_)x"
+        );
+        assert_eq!(client.redacted_url(), "http://u:***@configserver:8888/");
+        assert!(!format!("{client:?}").contains(":p@"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_http_url_without_leaking_the_password() {
+        for url in [
+            "configserver:8888",
+            "amqp://u:secret@host",
+            "https://u:secret@host",
+            "not a url",
+        ] {
+            let error = SpringCloudConfig::new(url, "master").expect_err(url);
+            assert!(!error.to_string().contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn unwraps_origin_tracked_values_and_flattens_nested_ones() {
+        assert_eq!(
+            flatten_value("a".into(), json!({"value": 5, "origin": "file:x.yml:3:4"})),
+            vec![("a".to_owned(), json!(5))]
+        );
+        assert_eq!(
+            flatten_value("ids".into(), json!(["1", "2"])),
+            vec![
+                ("ids[0]".to_owned(), json!("1")),
+                ("ids[1]".to_owned(), json!("2"))
+            ]
+        );
+        assert_eq!(
+            flatten_value("q".into(), json!({"url": "u"})),
+            vec![("q.url".to_owned(), json!("u"))]
+        );
+    }
+}

@@ -6,8 +6,11 @@
 //!   itself.
 //! - [`config`]: settings from a Spring Cloud Config server or the local `config-repo/`, layered
 //!   with `GOBLOG_*` environment variables, typed, validated and refreshed by Spring Cloud Bus.
+//! - [`bootstrap`]: settings, logging, broker, config bus, HTTP and shutdown, as both services
+//!   start and stop.
 //! - [`redact`]: secrets never reach a log line.
 
+pub mod bootstrap;
 pub mod config;
 pub mod messaging;
 pub mod redact;

@@ -79,7 +79,7 @@ pub fn changes<S: Settings>(old: &S, new: &S) -> Changes {
         .into_iter()
         .filter(|key| old.get(*key) != new.get(*key))
         .cloned()
-        .partition(|key| S::RESTART_KEYS.iter().any(|prefix| is_under(key, prefix)));
+        .partition(|key| S::needs_restart(key));
     Changes {
         applied,
         needs_restart,
@@ -87,7 +87,7 @@ pub fn changes<S: Settings>(old: &S, new: &S) -> Changes {
 }
 
 /// Whether `key` is `prefix` or one of its nested keys or list items.
-fn is_under(key: &str, prefix: &str) -> bool {
+pub(crate) fn is_under(key: &str, prefix: &str) -> bool {
     key.strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }

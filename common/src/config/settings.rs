@@ -30,6 +30,13 @@ pub trait Settings: DeserializeOwned + Serialize + Send + Sync + 'static {
     /// (the HTTP port, the broker URL…).
     const RESTART_KEYS: &'static [&'static str] = &[];
 
+    /// Whether a change of the flattened `key` takes effect only after a restart.
+    fn needs_restart(key: &str) -> bool {
+        Self::RESTART_KEYS
+            .iter()
+            .any(|prefix| crate::config::refresh::is_under(key, prefix))
+    }
+
     /// Checks what the types cannot (a URL's scheme, a non-empty list); runs after every load.
     fn validate(&self) -> Result<(), InvalidSetting> {
         Ok(())

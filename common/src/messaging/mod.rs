@@ -48,7 +48,8 @@ pub trait Messaging: Send + Sync + 'static {
     ) -> Result<(), MessagingError>;
 
     /// Receives everything published to `exchange` that matches `binding_key`, on a queue of
-    /// this instance's own that disappears when the instance stops.
+    /// this instance's own that disappears when the instance stops. Its messages are handled
+    /// one at a time, in order.
     async fn subscribe(
         &self,
         exchange: &ExchangeSpec,

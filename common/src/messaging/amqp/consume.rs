@@ -39,6 +39,15 @@ pub(super) enum Source {
 }
 
 impl Source {
+    /// Work queues take `prefetch` messages at a time, handled concurrently; an exchange
+    /// subscription (the config bus) handles its events one at a time, in order.
+    fn prefetch(&self, work_queue_prefetch: u16) -> u16 {
+        match self {
+            Self::WorkQueue(_) => work_queue_prefetch.max(1),
+            Self::Exchange { .. } => 1,
+        }
+    }
+
     pub(super) fn queue(&self) -> &str {
         match self {
             Self::WorkQueue(spec) => &spec.name,
@@ -134,13 +143,14 @@ async fn subscribe_and_consume(
         move |source| MessagingError::Broker { operation, source }
     };
     // Declaring on the consuming channel itself: a consumer never races its own queue.
+    let prefetch = consumer.source.prefetch(shared.settings.prefetch);
     let channel = session
         .connection
         .create_channel()
         .await
         .map_err(broker("opening a channel"))?;
     channel
-        .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
+        .basic_qos(prefetch, BasicQosOptions::default())
         .await
         .map_err(broker("setting the prefetch"))?;
     match &consumer.source {
@@ -168,9 +178,9 @@ async fn subscribe_and_consume(
     if let Some(first) = first.take() {
         let _ = first.send(Ok(()));
     }
-    info!(queue, consumer = %consumer.tag, prefetch = shared.settings.prefetch, "consuming");
+    info!(queue, consumer = %consumer.tag, prefetch, "consuming");
 
-    let slots = Arc::new(Semaphore::new(usize::from(shared.settings.prefetch.max(1))));
+    let slots = Arc::new(Semaphore::new(usize::from(prefetch)));
     loop {
         let delivery = tokio::select! {
             biased;

@@ -1,0 +1,218 @@
+//! What both services do around their own work, written once: read flags, load settings,
+//! set up logging, connect to the broker, follow the config bus, serve HTTP until SIGTERM,
+//! and close the connection cleanly.
+//!
+//! A service's `main` reads as its table of contents:
+//!
+//! ```no_run
+//! # use common::bootstrap::{Launch, Service, shutdown_signal};
+//! # #[derive(Clone, serde::Serialize, serde::Deserialize)] struct Own;
+//! # impl common::config::Settings for Own {}
+//! # async fn run() -> Result<(), common::bootstrap::BootstrapError> {
+//! let mut service = Service::<Own>::start(Launch::from_command_line("vipservice", "0.1.0")).await?;
+//! let routes = axum::Router::new(); // the service's own routes and state
+//! service.serve(routes, shutdown_signal()).await?;
+//! service.close().await
+//! # }
+//! ```
+
+mod bus;
+mod http;
+mod info;
+mod logging;
+mod redacted;
+mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use self::bus::BusListener;
+pub use self::http::{metrics_handle, served_by, shutdown_signal};
+use self::info::Info;
+pub use self::redacted::redacted_json;
+pub use self::settings::{AmqpTuning, CoreSettings, ServiceSettings};
+use crate::config::{
+    BusId, ConfigArgs, ConfigError, EnvVars, Refreshable, Settings, SettingsLoader, Snapshot,
+    normalize_go_flags,
+};
+use crate::messaging::{AmqpMessaging, ExchangeSpec, Messaging, MessagingError, Subscription};
+
+/// Why a service could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Messaging(#[from] MessagingError),
+    #[error("cannot listen on {address} (setting `server_port`): {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Who is starting and with which configuration: from the command line in production, built
+/// by hand in tests.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub application: &'static str,
+    pub version: &'static str,
+    pub config: ConfigArgs,
+    pub env: EnvVars,
+}
+
+#[derive(Parser)]
+#[command(about = "A goblog-rs service")]
+struct CommandLine {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+impl Launch {
+    /// Flags (the Go original's spellings too) and `GOBLOG_*` variables of this process.
+    pub fn from_command_line(application: &'static str, version: &'static str) -> Self {
+        let args = normalize_go_flags(std::env::args_os());
+        let command_line = CommandLine::parse_from(args);
+        Self {
+            application,
+            version,
+            config: command_line.config,
+            env: EnvVars::from_process(),
+        }
+    }
+}
+
+/// A started service: settings loaded, broker connected, bus followed, port bound.
+pub struct Service<X> {
+    application: &'static str,
+    settings: Arc<Refreshable<ServiceSettings<X>>>,
+    refreshed: watch::Receiver<u64>,
+    messaging: AmqpMessaging,
+    /// Taken by `serve`.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    info: Arc<Info>,
+    bus: Subscription,
+}
+
+impl<X: Settings + Clone> Service<X> {
+    /// Loads settings, connects to the broker and subscribes to the config bus.
+    pub async fn start(launch: Launch) -> Result<Self, BootstrapError> {
+        let loader = SettingsLoader::new(&launch.config, launch.application, launch.env.clone())?;
+        let first: Snapshot<ServiceSettings<X>> = loader.load_at_startup().await?;
+        logging::init(&first.settings.core.log_level);
+        info!(
+            application = launch.application,
+            profile = %launch.config.profile,
+            source = %first.source.info.description,
+            settings = %redacted_json(&first.settings),
+            "starting"
+        );
+        let core = first.settings.core.clone();
+        let address = SocketAddr::from(([0, 0, 0, 0], core.server_port));
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| BootstrapError::Bind { address, source })?;
+        let local_addr = listener.local_addr().map_err(BootstrapError::Serve)?;
+        let port = local_addr.port();
+        let bus_id = BusId::new(launch.application, &launch.config.profile, port);
+        let messaging = AmqpMessaging::connect(core.messaging(launch.application)).await?;
+        let settings = Arc::new(Refreshable::new(first));
+        let (refreshed_tx, refreshed) = watch::channel(0);
+        let exchange = ExchangeSpec::topic(&core.config_event_bus);
+        let listener_for_bus = BusListener {
+            loader,
+            settings: settings.clone(),
+            bus_id: bus_id.clone(),
+            exchange: exchange.clone(),
+            messaging: Arc::new(messaging.clone()),
+            refreshed: refreshed_tx,
+        };
+        let bus = messaging
+            .subscribe(&exchange, "#", "anonymous", Arc::new(listener_for_bus))
+            .await?;
+        let info = Arc::new(Info::new(&launch, bus_id));
+        info!(
+            bus_id = info.bus_id(),
+            port,
+            bus_queue = bus.queue(),
+            "started"
+        );
+        Ok(Self {
+            application: launch.application,
+            settings,
+            refreshed,
+            messaging,
+            listener: Some(listener),
+            local_addr,
+            info,
+            bus,
+        })
+    }
+
+    /// The settings, always the latest snapshot (refreshes swap it atomically).
+    pub fn settings(&self) -> Arc<Refreshable<ServiceSettings<X>>> {
+        self.settings.clone()
+    }
+
+    /// Changes after every applied settings refresh.
+    pub fn refreshed(&self) -> watch::Receiver<u64> {
+        self.refreshed.clone()
+    }
+
+    pub fn messaging(&self) -> Arc<dyn Messaging> {
+        Arc::new(self.messaging.clone())
+    }
+
+    pub fn application(&self) -> &'static str {
+        self.application
+    }
+
+    /// The bound HTTP address (its port is the real one when `server_port` is 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether this instance still follows the config bus.
+    pub fn bus_subscription(&self) -> &Subscription {
+        &self.bus
+    }
+
+    /// Serves `routes` plus `/info` and `/metrics` until `shutdown` resolves, then lets
+    /// in-flight requests finish.
+    pub async fn serve(
+        &mut self,
+        routes: axum::Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), BootstrapError> {
+        let routes = http::with_metrics(
+            routes.merge(info::routes(self.info.clone(), self.settings.clone())),
+        );
+        let Some(listener) = self.listener.take() else {
+            return Err(BootstrapError::Serve(std::io::Error::other(
+                "the service is served already",
+            )));
+        };
+        axum::serve(listener, routes)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(BootstrapError::Serve)?;
+        info!("HTTP server stopped");
+        Ok(())
+    }
+
+    /// Stops consuming, lets handlers and publishes finish, and closes the connection.
+    pub async fn close(self) -> Result<(), BootstrapError> {
+        self.messaging.close().await?;
+        info!(application = self.application, "stopped");
+        Ok(())
+    }
+}

@@ -8,10 +8,8 @@
 //!   the durable outbox of VIP notifications not yet published ([`store::Outbox`]).
 //! - [`quotes`]: the quotes-service client; it never fails a request and, through
 //!   [`breaker`], stops calling a quotes service that keeps failing.
-//! - [`notification`]: the VIP notification published when a VIP account is read.
 
 pub mod account;
 pub mod breaker;
-pub mod notification;
 pub mod quotes;
 pub mod store;

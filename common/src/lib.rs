@@ -8,9 +8,11 @@
 //!   with `GOBLOG_*` environment variables, typed, validated and refreshed by Spring Cloud Bus.
 //! - [`bootstrap`]: settings, logging, broker, config bus, HTTP and shutdown, as both services
 //!   start and stop.
+//! - [`notification`]: the VIP notification both services exchange, and the account id rule.
 //! - [`redact`]: secrets never reach a log line.
 
 pub mod bootstrap;
 pub mod config;
 pub mod messaging;
+pub mod notification;
 pub mod redact;

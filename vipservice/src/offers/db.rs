@@ -8,7 +8,7 @@ use chrono::{TimeDelta, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use super::{Counts, Decision, Offer, OfferError, OfferRule, Outcome};
-use crate::notification::Notification;
+use common::notification::VipNotification as Notification;
 
 /// (account id, offer sequence number) → [`Offer`] JSON; an account's offers are contiguous
 /// and in the order they were made.

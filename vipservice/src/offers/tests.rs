@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
-use crate::notification::{self, Notification};
+use common::notification::{self, VipNotification as Notification};
 
 struct Fixture {
     _dir: tempfile::TempDir,

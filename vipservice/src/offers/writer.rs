@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{OfferDb, OfferRule, Outcome, RecordError};
-use crate::notification::Notification;
+use common::notification::VipNotification as Notification;
 
 /// The default largest group committed in one transaction.
 pub const DEFAULT_MAX_BATCH: usize = 256;

@@ -1,11 +1,17 @@
-//! Decoding a VIP notification `{"accountId": "...", "readAt": "..."}`.
+//! The VIP notification `{"accountId": "...", "readAt": "..."}` that accountservice publishes
+//! on `vip_queue` and vipservice consumes, and the account id rule both services apply.
 //!
-//! `readAt` comes in RFC 3339 from goblog-rs and as Go's `time.Time.String()` from the Go
-//! original (`2017-02-15 20:06:27.033757223 +0000 UTC`, possibly followed by a monotonic
-//! clock reading such as `m=+0.000123`); both are accepted.
+//! goblog-rs writes `readAt` in RFC 3339 UTC; the Go original wrote Go's `time.Time.String()`
+//! (`2017-02-15 20:06:27.033757223 +0000 UTC`, possibly followed by a monotonic clock reading
+//! such as `m=+0.000123`). Decoding accepts both.
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The work queue notifications travel on, as in the Go original.
+pub const VIP_QUEUE: &str = "vip_queue";
+/// The AMQP `type` of a notification message.
+pub const MESSAGE_TYPE: &str = "VipNotification";
 
 /// The longest account id accepted.
 pub const MAX_ACCOUNT_ID_LEN: usize = 64;
@@ -13,12 +19,29 @@ pub const MAX_ACCOUNT_ID_LEN: usize = 64;
 const ECHO_LIMIT: usize = 80;
 
 /// A valid VIP notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VipNotification {
     /// The VIP account that was read.
+    #[serde(rename = "accountId")]
     pub account_id: String,
     /// When it was read.
+    #[serde(rename = "readAt", serialize_with = "rfc3339_utc")]
     pub read_at: DateTime<Utc>,
+}
+
+impl VipNotification {
+    /// A notification that `account_id` was read just now.
+    pub fn now(account_id: impl Into<String>) -> Self {
+        Self {
+            account_id: account_id.into(),
+            read_at: Utc::now(),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with a `Z` and as many fractional digits as needed.
+fn rfc3339_utc<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
 /// Why a body is not a valid notification.
@@ -53,7 +76,7 @@ struct RawNotification {
 }
 
 /// Decodes and validates a message body.
-pub fn decode(body: &[u8]) -> Result<Notification, DecodeError> {
+pub fn decode(body: &[u8]) -> Result<VipNotification, DecodeError> {
     let raw: RawNotification = serde_json::from_slice(body).map_err(DecodeError::Malformed)?;
     let account_id = raw.account_id.ok_or(DecodeError::MissingAccountId)?;
     if !is_valid_account_id(&account_id) {
@@ -62,7 +85,7 @@ pub fn decode(body: &[u8]) -> Result<Notification, DecodeError> {
     let read_at = raw.read_at.ok_or(DecodeError::MissingReadAt)?;
     let read_at =
         parse_read_at(&read_at).ok_or_else(|| DecodeError::InvalidReadAt(echo(&read_at)))?;
-    Ok(Notification {
+    Ok(VipNotification {
         account_id,
         read_at,
     })
@@ -140,6 +163,30 @@ mod tests {
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, nanos: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
             + chrono::Duration::nanoseconds(nanos.into())
+    }
+
+    #[test]
+    fn encodes_read_at_in_rfc3339_utc_and_decodes_it_back() {
+        let notification = VipNotification {
+            account_id: "10000".into(),
+            read_at: at(2026, 11, 24, 22, 3, 52, 123_000_000),
+        };
+        let json = serde_json::to_string(&notification).expect("encodes");
+        assert_eq!(
+            json,
+            r#"{"accountId":"10000","readAt":"2026-11-24T22:03:52.123Z"}"#
+        );
+        assert_eq!(decode(json.as_bytes()).expect("decodes"), notification);
+    }
+
+    #[test]
+    fn account_ids_are_1_to_64_characters_of_a_safe_alphabet() {
+        for good in ["10000", "a-B_9", &"x".repeat(64)] {
+            assert!(is_valid_account_id(good), "{good}");
+        }
+        for bad in ["", &"x".repeat(65), "100 00", "../etc", "é"] {
+            assert!(!is_valid_account_id(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ for files in "docker/docker-stack.yml" "docker/docker-stack.yml docker/docker-st
   if out=$(docker stack config "${args[@]}" 2>&1 >/dev/null); then pass; else flunk "$out"; fi
 done
 
-scripts=(copyall.sh scripts/swarm-e2e.sh scripts/build-rabbitmq-image.sh scripts/check-deploy-files.sh docker/rabbitmq/amqp-ping)
+scripts=(copyall.sh scripts/*.sh docker/rabbitmq/amqp-ping)
 check "bash -n ${scripts[*]}"
 if out=$(for s in "${scripts[@]}"; do bash -n "$s" || exit 1; done 2>&1); then pass; else flunk "$out"; fi
 if command -v shellcheck >/dev/null 2>&1; then

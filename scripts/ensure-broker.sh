@@ -28,6 +28,7 @@ fi
 # True when the peer answers the AMQP 0-9-1 protocol header with a frame (connection.start).
 speaks_amqp() {
   local reply
+  # shellcheck disable=SC2016 # the inner script gets host and port as $0 and $1
   reply=$(timeout 3 bash -c '
     exec 3<>"/dev/tcp/$0/$1" || exit 1
     printf "AMQP\x00\x00\x09\x01" >&3

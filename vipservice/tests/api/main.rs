@@ -4,3 +4,4 @@
 mod helpers;
 mod offers;
 mod replicas;
+mod shutdown;

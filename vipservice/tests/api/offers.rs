@@ -2,7 +2,7 @@
 //! follows the consumer.
 
 use serde_json::Value;
-use vipservice::consumer::{DEAD_LETTERED, DUPLICATES_DROPPED, OFFERS_MADE};
+use vipservice::consumer::{DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, OFFERS_MADE};
 
 use crate::helpers::{LIMIT, Setup, fixture};
 
@@ -40,6 +40,7 @@ async fn notifications_in_both_time_formats_become_offers_and_a_duplicate_gives_
     // Newest first, by the time of the offer.
     assert_eq!(ids, ["rfc-1", "go-1"], "{offers:?}");
     assert_eq!(offers[1]["readAt"], "2017-02-15T20:06:27.033757223Z");
+    assert_eq!(vip.metric(&format!("{HANDLER_LATENCY}_count")).await, 3);
     vip.terminate().await;
     setup.cleanup().await;
 }

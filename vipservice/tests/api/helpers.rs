@@ -1,14 +1,16 @@
 //! Starting vipservice processes and talking to them.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta};
+use common::config::RefreshEvent;
 use common::messaging::{
-    AmqpMessaging, Messaging, MessagingSettings, OutgoingMessage, QueueSpec, QueueType,
+    AmqpMessaging, ExchangeSpec, Messaging, MessagingSettings, OutgoingMessage, QueueSpec,
+    QueueType,
 };
 use common::notification::{MESSAGE_TYPE, VipNotification};
 use serde_json::Value;
@@ -40,18 +42,40 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let yaml = format!(
-            "server_port: 0\nserver_name: vip-it\namqp_server_url: {}\n",
-            amqp_url()
-        );
-        std::fs::write(dir.path().join("vipservice-it.yml"), yaml).expect("config written");
-        Self {
+        let setup = Self {
             broker: Broker::connect().await,
             queue: unique("vip_queue"),
             bus: unique("springCloudBus"),
-            dir,
-        }
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        setup.write_config("");
+        setup
+    }
+
+    /// Writes the config repo's `vipservice-it.yml`: what every instance needs, plus `extra`.
+    fn write_config(&self, extra: &str) {
+        let yaml = format!(
+            "server_port: 0\nserver_name: vip-it\namqp_server_url: {}\n{extra}",
+            amqp_url()
+        );
+        std::fs::write(self.dir.path().join("vipservice-it.yml"), yaml).expect("config written");
+    }
+
+    /// Changes the config repo to `extra` and asks every instance to reload, as a config
+    /// server's `/actuator/busrefresh` would.
+    pub async fn refresh(&self, extra: &str) {
+        self.write_config(extra);
+        let messaging = AmqpMessaging::connect(MessagingSettings::new(amqp_url(), "vip-it"))
+            .await
+            .expect("bus client connects");
+        let event = RefreshEvent::new("vip-it:test:0", Some("vipservice:**"));
+        let message =
+            OutgoingMessage::json("RefreshRemoteApplicationEvent", &event).expect("encodes");
+        messaging
+            .publish(&ExchangeSpec::topic(&self.bus), &self.bus, message)
+            .await
+            .expect("refresh published");
+        messaging.close().await.expect("bus client closes");
     }
 
     /// The store file of instance `name`.
@@ -143,7 +167,12 @@ pub struct Log {
     pub got: Vec<String>,
     /// Those of them delivered before to a consumer that did not ack.
     pub redelivered: HashSet<String>,
+    /// The last lines, for a failure's message.
+    pub tail: VecDeque<String>,
 }
+
+/// How many of the last log lines [`Log::tail`] keeps.
+const TAIL: usize = 30;
 
 async fn read_log(
     stdout: tokio::process::ChildStdout,
@@ -156,6 +185,13 @@ async fn read_log(
         let Ok(event) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
+        {
+            let mut log = log.lock().expect("log lock");
+            if log.tail.len() == TAIL {
+                log.tail.pop_front();
+            }
+            log.tail.push_back(line.clone());
+        }
         let message = event["message"].as_str().unwrap_or_default();
         if message == "started"
             && let Some(found) = event["port"].as_u64().and_then(|p| u16::try_from(p).ok())
@@ -256,11 +292,20 @@ impl Vip {
             .status()
             .expect("kill runs");
         assert!(status.success());
-        let exit = timeout(LIMIT, self.child.wait())
-            .await
-            .expect("vipservice stops after SIGTERM")
-            .expect("exit status");
-        assert!(exit.success(), "vipservice exited with {exit}");
+        let exit = timeout(LIMIT, self.child.wait()).await;
+        let tail = || Vec::from(self.log.lock().expect("log lock").tail.clone()).join("\n");
+        let Ok(exit) = exit else {
+            panic!(
+                "vipservice did not stop after SIGTERM; its log ends with:\n{}",
+                tail()
+            );
+        };
+        let exit = exit.expect("exit status");
+        assert!(
+            exit.success(),
+            "vipservice exited with {exit}; its log ends with:\n{}",
+            tail()
+        );
     }
 
     /// Kills it with SIGKILL: no shutdown, unacked deliveries go back to the queue. Returns

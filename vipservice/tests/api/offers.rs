@@ -2,6 +2,7 @@
 //! follows the consumer.
 
 use serde_json::Value;
+use tokio::time::Instant;
 use vipservice::consumer::{DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, OFFERS_MADE};
 
 use crate::helpers::{LIMIT, Setup, fixture};
@@ -101,6 +102,29 @@ async fn health_is_503_while_the_consumer_is_cancelled_and_200_once_it_resubscri
         .publish_raw(&setup.queue, &fixture("rfc3339.json"), "after")
         .await;
     vip.wait_metric(OFFERS_MADE, 1).await;
+    vip.terminate().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_refreshed_offer_rule_applies_to_later_notifications() {
+    let setup = Setup::new().await;
+    let vip = setup.spawn("one", 10).await;
+    setup.refresh("offer:\n  text: A refreshed offer\n").await;
+    // The refresh lands asynchronously: notify until an offer carries the new text.
+    let deadline = Instant::now() + LIMIT;
+    for i in 1.. {
+        setup.publish_many(&format!("n{i}"), "10000", 1).await;
+        vip.wait_metric(OFFERS_MADE, i).await;
+        let offers: Vec<Value> = vip.get("/offers/10000").await.json().await.expect("JSON");
+        if offers[0]["text"] == "A refreshed offer" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new rule never applied: {offers:?}"
+        );
+    }
     vip.terminate().await;
     setup.cleanup().await;
 }

@@ -1,1 +1,17 @@
-fn main() {}
+//! vipservice: consumes VIP notifications and records offers, exactly once per message.
+
+use common::bootstrap::{Launch, Service, shutdown_signal};
+use vipservice::App;
+use vipservice::settings::VipSettings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let launch = Launch::from_command_line("vipservice", env!("CARGO_PKG_VERSION"));
+    let mut service = Service::<VipSettings>::start(launch).await?;
+    let app = App::start(&service).await?;
+    service.serve(app.routes(), shutdown_signal()).await?;
+    // Stop consuming and let in-flight handlers commit and ack; only then stop the writer.
+    service.close().await?;
+    app.close().await;
+    Ok(())
+}

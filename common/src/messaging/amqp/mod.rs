@@ -13,7 +13,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::connect::BrokerAddress;
 use self::consume::{Consumer, Source};
@@ -276,14 +276,18 @@ impl Messaging for AmqpMessaging {
         shared.set_status(LinkStatus::Closed);
         if let Some(session) = session.filter(|s| s.is_alive()) {
             session.lost.cancel();
-            session
-                .connection
-                .close(200, "goodbye".into())
-                .await
-                .map_err(|source| MessagingError::Broker {
+            match session.connection.close(200, "goodbye".into()).await {
+                // A consumer's channel, dropped as its task ended, may still be closing: lapin
+                // then refuses the connection close, which the broker completes anyway when the
+                // socket goes. Every handler is done by now, so nothing is lost.
+                Err(error) if matches!(error.kind(), lapin::ErrorKind::InvalidChannelState(..)) => {
+                    debug!(%error, "a channel was still closing as the connection closed");
+                }
+                closed => closed.map_err(|source| MessagingError::Broker {
                     operation: "closing the connection".into(),
                     source,
-                })?;
+                })?,
+            }
         }
         Ok(())
     }

@@ -1,0 +1,104 @@
+//! Assembly: the offer database, its writer, the `vip_queue` consumer and the routes, from the
+//! settings the bootstrap loaded.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use common::bootstrap::{Service, ServiceSettings, metrics_handle};
+use common::config::Refreshable;
+use common::messaging::{QueueSpec, Subscription};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::consumer::OfferConsumer;
+use crate::error::StartupError;
+use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferWriter};
+use crate::routes::{AppState, router};
+use crate::settings::VipSettings;
+
+/// The consumer's name on the broker, shown in its management UI.
+const CONSUMER_NAME: &str = "vipservice";
+
+/// vipservice, started and consuming.
+pub struct App {
+    db: Arc<OfferDb>,
+    writer: Arc<OfferWriter>,
+    consumer: Subscription,
+    rule_follower: JoinHandle<()>,
+}
+
+impl App {
+    /// Opens the store, starts the writer, follows rule refreshes and subscribes to the queue.
+    pub async fn start(service: &Service<VipSettings>) -> Result<Self, StartupError> {
+        let settings = service.settings().current().settings.clone();
+        let db = Arc::new(open_store(&settings.own.store.path)?);
+        let writer = OfferWriter::start(db.clone(), settings.own.offer.rule(), DEFAULT_MAX_BATCH)
+            .map_err(StartupError::Writer)?;
+        let writer = Arc::new(writer);
+        let rule_follower = tokio::spawn(follow_rule(
+            service.settings(),
+            service.refreshed(),
+            writer.clone(),
+        ));
+        // Counting starts with the first delivery, before `serve` would install the recorder.
+        metrics_handle();
+        let queue = QueueSpec::work_queue(&settings.own.vip_queue, settings.core.amqp.queue_type);
+        let handler = Arc::new(OfferConsumer::new(writer.clone()));
+        let consumer = service
+            .messaging()
+            .subscribe_to_queue(&queue, CONSUMER_NAME, handler)
+            .await?;
+        info!(queue = consumer.queue(), store = %db.path().display(), "consuming VIP notifications");
+        Ok(Self {
+            db,
+            writer,
+            consumer,
+            rule_follower,
+        })
+    }
+
+    pub fn routes(&self) -> Router {
+        router(AppState {
+            db: self.db.clone(),
+            consumer: self.consumer.clone(),
+        })
+    }
+
+    /// Stops the writer once messaging is closed (no handler can record any more).
+    pub async fn close(self) {
+        self.rule_follower.abort();
+        let _ = self.rule_follower.await;
+        match Arc::into_inner(self.writer) {
+            Some(writer) => writer.close().await,
+            // Nothing is waiting on it: it stops by itself when the last holder drops it.
+            None => warn!("the offer writer is still shared; leaving it to stop by itself"),
+        }
+    }
+}
+
+fn open_store(path: &Path) -> Result<OfferDb, StartupError> {
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(|source| StartupError::StoreFolder {
+            path: folder.to_owned(),
+            source,
+        })?;
+    }
+    Ok(OfferDb::open(path)?)
+}
+
+/// Hands every refreshed business rule to the writer.
+async fn follow_rule(
+    settings: Arc<Refreshable<ServiceSettings<VipSettings>>>,
+    mut refreshed: watch::Receiver<u64>,
+    writer: Arc<OfferWriter>,
+) {
+    while refreshed.changed().await.is_ok() {
+        let rule = settings.current().settings.own.offer.rule();
+        if rule != writer.rule() {
+            info!(text = %rule.text, min_interval = ?rule.min_interval, "applying a new offer rule");
+            writer.set_rule(rule);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+use super::*;
+use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferRule};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: Arc<OfferDb>,
+    consumer: OfferConsumer,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Arc::new(OfferDb::open(dir.path().join("offers.redb")).expect("db opens"));
+    let writer = OfferWriter::start(db.clone(), OfferRule::default(), DEFAULT_MAX_BATCH)
+        .expect("writer starts");
+    Fixture {
+        _dir: dir,
+        db,
+        consumer: OfferConsumer::new(Arc::new(writer)),
+    }
+}
+
+fn message(body: &str, message_id: Option<&str>) -> IncomingMessage {
+    let mut message = IncomingMessage::from_body(body.as_bytes().to_vec());
+    message.message_id = message_id.map(str::to_owned);
+    message
+}
+
+const GO_BODY: &str = r#"{"accountId":"10000","readAt":"2017-02-15 20:06:27.033757223 +0000 UTC"}"#;
+
+#[tokio::test]
+async fn a_valid_notification_becomes_one_offer_and_its_redelivery_nothing_more() {
+    let f = fixture();
+    f.consumer
+        .handle(message(GO_BODY, Some("m-1")))
+        .await
+        .expect("handled");
+    f.consumer
+        .handle(message(GO_BODY, Some("m-1")))
+        .await
+        .expect("duplicate acked");
+    let offers = f.db.offers_for("10000").expect("reads");
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].message_id, "m-1");
+    assert_eq!(f.db.counts().expect("counts").duplicates, 1);
+}
+
+#[tokio::test]
+async fn an_invalid_body_is_rejected_not_retried() {
+    let f = fixture();
+    for body in [
+        "{not json",
+        r#"{"readAt":"2017-02-15T20:06:27Z"}"#,
+        r#"{"accountId":"1","readAt":"yesterday"}"#,
+    ] {
+        let err = f
+            .consumer
+            .handle(message(body, Some("bad")))
+            .await
+            .expect_err(body);
+        assert!(matches!(err, HandlerError::Reject(_)), "{body}: {err}");
+    }
+    assert_eq!(f.db.counts().expect("counts").processed, 0);
+}
+
+#[tokio::test]
+async fn a_message_without_id_is_recognised_when_redelivered_by_its_body() {
+    let f = fixture();
+    f.consumer
+        .handle(message(GO_BODY, None))
+        .await
+        .expect("handled");
+    f.consumer
+        .handle(message(GO_BODY, Some("")))
+        .await
+        .expect("handled");
+    let offers = f.db.offers_for("10000").expect("reads");
+    assert_eq!(offers.len(), 1);
+    assert_eq!(
+        offers[0].message_id,
+        format!("body-{:016x}", fnv1a(GO_BODY.as_bytes()))
+    );
+}
+
+#[test]
+fn the_derived_id_is_the_published_fnv1a() {
+    // Reference values of 64-bit FNV-1a: a changed hash would orphan ids already stored.
+    assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+}

@@ -1,0 +1,119 @@
+//! Two instances on one queue: they share the work, and a killed one's unacked messages go
+//! to the other.
+//!
+//! Each replica has its own store, so "exactly one offer" holds per store, not across them:
+//! a replica killed after its group commit but before the ack leaves messages that the other
+//! replica processes again and offers in its own store. Without a shared store no consumer can
+//! tell, so the tests assert what is guaranteed: every notification is processed (has a
+//! decision in one store or the other), no store holds a message twice, and a message is in
+//! both stores only if it was redelivered from the killed replica, at most its prefetch.
+
+use std::collections::HashSet;
+
+use vipservice::consumer::OFFERS_MADE;
+
+use crate::helpers::{LIMIT, Setup, Vip, open_store};
+
+/// Polls until the instances together made `total` offers.
+async fn wait_offers(setup: &Setup, instances: [&Vip; 2], total: u64) {
+    let what = format!("{total} offers are made");
+    setup
+        .broker
+        .wait_until(&what, LIMIT, || async {
+            let mut made = 0;
+            for vip in instances {
+                made += vip.metric(OFFERS_MADE).await;
+            }
+            made == total
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn two_instances_split_4_messages_2_2_and_1000_with_each_at_least_40_percent() {
+    let setup = Setup::new().await;
+    let a = setup.spawn("a", 10).await;
+    let b = setup.spawn("b", 10).await;
+    setup
+        .broker
+        .wait_until("both consumers are registered", LIMIT, || async {
+            setup.broker.consumer_count(&setup.queue).await == 2
+        })
+        .await;
+
+    setup.publish_many("four", "10000", 4).await;
+    wait_offers(&setup, [&a, &b], 4).await;
+    assert_eq!((a.got(), b.got()), (2, 2));
+
+    setup.publish_many("thousand", "10001", 1000).await;
+    wait_offers(&setup, [&a, &b], 1004).await;
+    let (from_a, from_b) = (a.got() - 2, b.got() - 2);
+    println!("1000 messages split {from_a}/{from_b}");
+    assert_eq!(from_a + from_b, 1000);
+    assert!(from_a >= 400 && from_b >= 400, "split {from_a}/{from_b}");
+    a.terminate().await;
+    b.terminate().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_killed_instance_s_unacked_messages_are_processed_by_the_other() {
+    const PREFETCH: u16 = 20;
+    const COUNT: usize = 3000;
+    let setup = Setup::new().await;
+    let ids = setup.publish_many("kill", "10000", COUNT).await;
+    // A starts alone on a full queue, so its prefetch window stays full.
+    let a = setup.spawn("a", PREFETCH).await;
+    setup
+        .broker
+        .wait_until("A is mid-stream", LIMIT, || async { a.got() >= 100 })
+        .await;
+    // SIGKILL while the queue still has a backlog, i.e. while A holds unacked deliveries.
+    let backlog = setup.broker.queue_depth(&setup.queue).await.unwrap_or(0);
+    let got_by_a: HashSet<String> = a.kill().await.got.into_iter().collect();
+    assert!(backlog > 0, "A drained the queue before the kill");
+
+    let b = setup.spawn("b", PREFETCH).await;
+    setup.wait_drained().await;
+    let redelivered = b.log.lock().expect("log lock").redelivered.clone();
+    // SIGTERM: B finishes, commits and acks what it holds; nothing may be left in the queue.
+    b.terminate().await;
+    assert_eq!(setup.broker.queue_depth(&setup.queue).await, Some(0));
+    assert!(
+        !redelivered.is_empty(),
+        "B got none of A's unacked messages"
+    );
+
+    let store_a = open_store(&setup.store("a"));
+    let store_b = open_store(&setup.store("b"));
+    let mut in_both = Vec::new();
+    for id in &ids {
+        let in_a = store_a.decision(id).expect("A reads").is_some();
+        let in_b = store_b.decision(id).expect("B reads").is_some();
+        assert!(in_a || in_b, "{id} was never processed");
+        if in_a && in_b {
+            in_both.push(id);
+        }
+    }
+    // Committed by A but never acked: redelivered to B, which offered again in its own store.
+    for id in &in_both {
+        assert!(
+            redelivered.contains(*id) && got_by_a.contains(*id),
+            "{id} is in both stores without a redelivery"
+        );
+    }
+    assert!(
+        in_both.len() <= usize::from(PREFETCH),
+        "{} in both stores",
+        in_both.len()
+    );
+    let offers =
+        store_a.counts().expect("A counts").offers + store_b.counts().expect("B counts").offers;
+    assert_eq!(offers, (COUNT + in_both.len()) as u64);
+    println!(
+        "killed holding {} redelivered messages; {} of them were offered by both",
+        redelivered.len(),
+        in_both.len()
+    );
+    setup.cleanup().await;
+}

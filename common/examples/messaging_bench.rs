@@ -318,7 +318,7 @@ impl Admin {
 
     /// Waits until `queue` holds exactly `n` ready messages (a quorum queue's count may lag
     /// its confirms and acks a little).
-    async fn wait_for_depth(&self, queue: &str, n: u64) -> Result<()> {
+    async fn wait_for_depth(&mut self, queue: &str, n: u64) -> Result<()> {
         let passive = QueueDeclareOptions {
             passive: true,
             ..Default::default()
@@ -326,7 +326,8 @@ impl Admin {
         let deadline = Instant::now() + DEPTH_PATIENCE;
         loop {
             let depth = self
-                .ctl
+                .channel()
+                .await?
                 .queue_declare(queue.into(), passive, FieldTable::default())
                 .await
                 .with_context(|| format!("counting {queue}"))?
@@ -342,19 +343,40 @@ impl Admin {
         }
     }
 
-    /// Deletes the queue, its dead-letter queue and exchange; missing ones are fine.
-    async fn delete(&self, spec: &QueueSpec) {
+    /// The control channel, reopened if the broker closed it after a refused operation.
+    async fn channel(&mut self) -> Result<&Channel> {
+        if !self.ctl.status().connected() {
+            self.ctl = self.conn.create_channel().await?;
+        }
+        Ok(&self.ctl)
+    }
+
+    /// Deletes the queue, its dead-letter queue and exchange; a failure is reported, not fatal.
+    async fn delete(&mut self, spec: &QueueSpec) {
         for queue in [spec.name.clone(), spec.dead_letter_queue()] {
-            let _ = self
-                .ctl
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
+            let deleted = match self.channel().await {
+                Ok(ch) => ch
+                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                    .await
+                    .map(drop)
+                    .map_err(anyhow::Error::from),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = deleted {
+                eprintln!("messaging_bench: could not delete queue {queue}: {error:#}");
+            }
         }
         let dlx = spec.dead_letter_exchange();
-        let _ = self
-            .ctl
-            .exchange_delete(dlx.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
+        let deleted = match self.channel().await {
+            Ok(ch) => ch
+                .exchange_delete(dlx.as_str().into(), ExchangeDeleteOptions::default())
+                .await
+                .map_err(anyhow::Error::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = deleted {
+            eprintln!("messaging_bench: could not delete exchange {dlx}: {error:#}");
+        }
     }
 }
 

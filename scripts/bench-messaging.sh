@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Compares common::messaging with raw lapin on the same broker, in one invocation:
 # runs ../shared/tools/broker-limit (raw lapin) and the messaging_bench example with the same
-# count, runs, window and runtime flavour, then prints figure, raw msg/s, goblog-rs msg/s, ratio.
+# count, window and runtime flavour, alternating one run of each per round (--runs rounds),
+# then prints figure, raw msg/s, goblog-rs msg/s (medians over the rounds), ratio.
 #
 #   scripts/bench-messaging.sh [-n COUNT] [--runs R] [--window W] [--multi-thread]
 #
 # broker-limit is its own Cargo project beside this repository (../shared/tools/broker-limit);
 # set BROKER_LIMIT_DIR to use another checkout of it.
 set -euo pipefail
+export LC_ALL=C # sort and join must agree on the order
 
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 cd "$root"
@@ -48,29 +50,41 @@ ours_bin="$target_dir/release/examples/messaging_bench"
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-common_args=(-n "$count" --runs "$runs" --window "$window" "${runtime_flag[@]}")
 flavour="current-thread"
 [ ${#runtime_flag[@]} -eq 0 ] || flavour="multi-thread"
 
-echo "== raw lapin (broker-limit), $flavour tokio" >&2
-# --only is a substring filter: these two select the four figures we compare with.
-"$raw_bin" "${common_args[@]}" --only publish_confirm | tee "$out/raw"
-"$raw_bin" "${common_args[@]}" --only consume_ack | tee -a "$out/raw"
-
-echo "== goblog-rs common::messaging, $flavour tokio" >&2
-"$ours_bin" "${common_args[@]}" | tee "$out/ours"
-
 # "<figure> <params...> <median> msgs/s (runs: ...)" -> "<figure> <median>"
 rates() {
-  awk '{ for (i = 2; i <= NF; i++) if ($i == "msgs/s") { print $1, $(i - 1); break } }' "$1"
+  awk '{ for (i = 2; i <= NF; i++) if ($i == "msgs/s") { print $1, $(i - 1); break } }'
 }
-rates "$out/raw" | sort > "$out/raw.rates"
-rates "$out/ours" | sort > "$out/ours.rates"
+
+# The broker's speed drifts over minutes (disk, GC), so raw and ours alternate, one run each
+# per round, and each figure's median is taken over the rounds.
+one_run=(-n "$count" --runs 1 --window "$window" "${runtime_flag[@]}")
+for round in $(seq "$runs"); do
+  echo "== round $round/$runs: raw lapin (broker-limit), $flavour tokio" >&2
+  # --only is a substring filter: these two select the four figures we compare with.
+  { "$raw_bin" "${one_run[@]}" --only publish_confirm
+    "$raw_bin" "${one_run[@]}" --only consume_ack; } | tee /dev/stderr | rates >> "$out/raw.all"
+  echo "== round $round/$runs: goblog-rs common::messaging, $flavour tokio" >&2
+  "$ours_bin" "${one_run[@]}" | tee /dev/stderr | rates >> "$out/ours.all"
+done
+
+# "<figure> <rate>" lines of every round -> "<figure> <median>" (sorted by figure)
+medians() {
+  sort -k1,1 -k2,2n "$1" | awk '
+    function flush() { if (n) print figure, v[int((n + 1) / 2)] }
+    $1 != figure { flush(); figure = $1; n = 0 }
+    { v[++n] = $2 }
+    END { flush() }'
+}
+medians "$out/raw.all" > "$out/raw.rates"
+medians "$out/ours.all" > "$out/ours.rates"
 [ -s "$out/ours.rates" ] || { echo "bench-messaging: no figures from messaging_bench" >&2; exit 1; }
 [ -s "$out/raw.rates" ] || { echo "bench-messaging: no figures from broker-limit" >&2; exit 1; }
 
 echo
-echo "messaging vs raw lapin: n=$count, median of $runs, window $window, $flavour tokio, $(nproc) cores"
+echo "messaging vs raw lapin: n=$count, median of $runs alternating rounds, window $window, $flavour tokio, $(nproc) cores"
 echo
 echo "| figure | raw lapin msg/s | goblog-rs msg/s | ratio |"
 echo "|---|---:|---:|---:|"

@@ -64,10 +64,14 @@ one_run=(-n "$count" --runs 1 --window "$window" "${runtime_flag[@]}")
 for round in $(seq "$runs"); do
   echo "== round $round/$runs: raw lapin (broker-limit), $flavour tokio" >&2
   # --only is a substring filter: these two select the four figures we compare with.
-  { "$raw_bin" "${one_run[@]}" --only publish_confirm
-    "$raw_bin" "${one_run[@]}" --only consume_ack; } | tee /dev/stderr | rates >> "$out/raw.all"
+  "$raw_bin" "${one_run[@]}" --only publish_confirm > "$out/raw.$round"
+  "$raw_bin" "${one_run[@]}" --only consume_ack >> "$out/raw.$round"
+  cat "$out/raw.$round" >&2
+  rates < "$out/raw.$round" >> "$out/raw.all"
   echo "== round $round/$runs: goblog-rs common::messaging, $flavour tokio" >&2
-  "$ours_bin" "${one_run[@]}" | tee /dev/stderr | rates >> "$out/ours.all"
+  "$ours_bin" "${one_run[@]}" > "$out/ours.$round"
+  cat "$out/ours.$round" >&2
+  rates < "$out/ours.$round" >> "$out/ours.all"
 done
 
 # "<figure> <rate>" lines of every round -> "<figure> <median>" (sorted by figure)

@@ -58,6 +58,12 @@ async fn replicas_share_a_work_queue_round_robin() {
         .await
         .expect("b subscribes");
 
+    // A quorum queue may confirm a consume before its leader counts the consumer.
+    broker
+        .wait_until("both consumers are registered", PATIENCE, || async {
+            broker.consumer_count(&queue.name).await == 2
+        })
+        .await;
     for i in 0..4 {
         let message = message(&json!({ "i": i }));
         first

@@ -24,7 +24,8 @@ use crate::messaging::{
     ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, QueueSpec,
 };
 
-/// How long an ack or nack may take before we give up on it (the broker then redelivers).
+/// How long an ack, nack or cancel may take before we give up on it (the broker then
+/// redelivers, or stops delivering when the channel closes).
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The queue a consumer reads, and how it comes to exist.
@@ -186,7 +187,8 @@ async fn subscribe_and_consume(
             biased;
             () = shared.stop_consuming.cancelled() => {
                 // Deliveries already buffered go back to the queue when the channel closes.
-                let _ = channel.basic_cancel(ShortString::from(consumer.tag.as_str()), BasicCancelOptions::default()).await;
+                let cancel = channel.basic_cancel(ShortString::from(consumer.tag.as_str()), BasicCancelOptions::default());
+                let _ = timeout(ACK_TIMEOUT, cancel).await;
                 return Ok(End::Stopped);
             }
             () = session.lost.cancelled() => return Ok(End::ConnectionLost),

@@ -7,6 +7,7 @@ mod publish;
 mod session;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
@@ -23,6 +24,9 @@ use crate::messaging::{
     ExchangeSpec, Handler, LinkStatus, Messaging, MessagingError, MessagingSettings,
     OutgoingMessage, QueueSpec, Subscription,
 };
+
+/// How long `close` waits for the broker to confirm the connection's close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messaging over one RabbitMQ connection that recovers by itself.
 ///
@@ -276,17 +280,26 @@ impl Messaging for AmqpMessaging {
         shared.set_status(LinkStatus::Closed);
         if let Some(session) = session.filter(|s| s.is_alive()) {
             session.lost.cancel();
-            match session.connection.close(200, "goodbye".into()).await {
+            let closing = session.connection.close(200, "goodbye".into());
+            match timeout(CLOSE_TIMEOUT, closing).await {
+                Ok(Ok(())) => {}
                 // A consumer's channel, dropped as its task ended, may still be closing: lapin
                 // then refuses the connection close, which the broker completes anyway when the
                 // socket goes. Every handler is done by now, so nothing is lost.
-                Err(error) if matches!(error.kind(), lapin::ErrorKind::InvalidChannelState(..)) => {
+                Ok(Err(error))
+                    if matches!(error.kind(), lapin::ErrorKind::InvalidChannelState(..)) =>
+                {
                     debug!(%error, "a channel was still closing as the connection closed");
                 }
-                closed => closed.map_err(|source| MessagingError::Broker {
-                    operation: "closing the connection".into(),
-                    source,
-                })?,
+                Ok(Err(source)) => {
+                    return Err(MessagingError::Broker {
+                        operation: "closing the connection".into(),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    warn!(timeout = ?CLOSE_TIMEOUT, "the broker did not confirm the close; dropping the connection")
+                }
             }
         }
         Ok(())

@@ -21,6 +21,7 @@ use common::messaging::{Handler, HandlerError, IncomingMessage};
 use common::notification::decode;
 use metrics::{counter, histogram};
 use tracing::{error, info, warn};
+use uuid::Uuid;
 
 use crate::offers::{OfferWriter, Outcome};
 
@@ -91,20 +92,13 @@ impl Handler for OfferConsumer {
     }
 }
 
-/// The message's own id, or one derived from its body (see the module docs).
+/// The message's own id, or one derived from its body (see the module docs): a name-based
+/// UUID (v5), the same for the same body in every build, as an id stored on disk must be.
 fn message_id_of(message: &IncomingMessage) -> String {
     match message.message_id.as_deref() {
         Some(id) if !id.is_empty() => id.to_owned(),
-        _ => format!("body-{:016x}", fnv1a(&message.body)),
+        _ => format!("body-{}", Uuid::new_v5(&Uuid::NAMESPACE_OID, &message.body)),
     }
-}
-
-/// 64-bit FNV-1a: tiny, and stable across builds and Rust versions (unlike `DefaultHasher`),
-/// which an id stored on disk needs.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

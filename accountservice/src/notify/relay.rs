@@ -1,0 +1,102 @@
+//! [`Relay`]: publishes what the outbox holds, oldest first, whenever the broker is connected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use common::messaging::{LinkStatus, Messaging, MessagingError, OutgoingMessage, QueueSpec};
+use common::notification::MESSAGE_TYPE;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{metric, with_outbox};
+use crate::store::{Outbox, StoreError};
+
+/// Entries read from the outbox at a time.
+const BATCH: usize = 100;
+
+/// Drains the outbox; see the [module docs](super).
+pub struct Relay {
+    pub messaging: Arc<dyn Messaging>,
+    pub outbox: Arc<dyn Outbox>,
+    pub queue: QueueSpec,
+    /// Signalled when something was written to the outbox.
+    pub outbox_written: Arc<Notify>,
+}
+
+/// Why one drain stopped short.
+#[derive(Debug, thiserror::Error)]
+enum DrainError {
+    #[error(transparent)]
+    Publish(#[from] MessagingError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Relay {
+    /// Runs until `stop` is cancelled: waits for the broker, drains (retrying with backoff),
+    /// then sleeps until the outbox is written again. Starts with a drain, for what a previous
+    /// run left.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut status = self.messaging.status();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(8)
+            .with_jitter();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                connected = async { status.wait_for(LinkStatus::is_connected).await.is_ok() } => {
+                    if !connected {
+                        return;
+                    }
+                }
+            }
+            let drain = (|| self.drain())
+                .retry(backoff)
+                .notify(|error, delay| tracing::warn!(%error, ?delay, "outbox relay: retrying"));
+            let drained = tokio::select! {
+                () = stop.cancelled() => return,
+                drained = drain => drained,
+            };
+            match drained {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "outbox relay: published"),
+                // Gave up for now; start over once the broker is (still or again) connected.
+                Err(error) => {
+                    tracing::warn!(%error, "outbox relay: gave up for now");
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.outbox_written.notified() => {},
+            }
+        }
+    }
+
+    /// Publishes every pending entry in order, removing each once confirmed. Returns how many.
+    async fn drain(&self) -> Result<usize, DrainError> {
+        let mut published = 0;
+        loop {
+            let batch = with_outbox(&self.outbox, |outbox| outbox.oldest(BATCH)).await?;
+            if batch.is_empty() {
+                return Ok(published);
+            }
+            for entry in batch {
+                let message = OutgoingMessage {
+                    kind: MESSAGE_TYPE.to_owned(),
+                    message_id: entry.message_id.clone(),
+                    body: entry.body.into(),
+                };
+                self.messaging
+                    .publish_on_queue(&self.queue, message)
+                    .await?;
+                metrics::counter!(metric::PUBLISHED).increment(1);
+                with_outbox(&self.outbox, move |outbox| outbox.remove(&entry.message_id)).await?;
+                published += 1;
+            }
+        }
+    }
+}

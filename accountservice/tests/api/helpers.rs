@@ -230,3 +230,17 @@ pub async fn announce_once(broker: &Broker, app: &TestApp) {
     let first = broker.consume(queue, 1, Duration::from_secs(10)).await;
     assert_eq!(first.len(), 1);
 }
+
+/// Cuts the service off the broker and waits until it noticed, so no publish slips through
+/// while the proxy is still closing connections.
+pub async fn cut_broker(broker: &Broker, proxy: &TcpProxy, app: &TestApp) {
+    proxy.refuse(true);
+    proxy.cut();
+    broker
+        .wait_until(
+            "the service sees the broker gone",
+            Duration::from_secs(10),
+            || async { app.health().await["broker"] != "connected" },
+        )
+        .await;
+}

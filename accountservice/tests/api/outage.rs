@@ -17,8 +17,7 @@ async fn with_the_broker_cut_vip_reads_stay_fast_and_every_notification_arrives_
     let app = spawn_app_with(config).await;
     announce_once(&broker, &app).await;
 
-    proxy.refuse(true);
-    proxy.cut();
+    cut_broker(&broker, &proxy, &app).await;
     for _ in 0..READS {
         let started = Instant::now();
         assert_eq!(app.get_account("10000").await.status(), 200);

@@ -20,8 +20,7 @@ async fn notifications_in_flight_at_shutdown_survive_a_restart() {
     let app = spawn_app_with(config).await;
     announce_once(&broker, &app).await;
 
-    proxy.refuse(true);
-    proxy.cut();
+    cut_broker(&broker, &proxy, &app).await;
     for _ in 0..READS {
         assert_eq!(app.get_account("10000").await.status(), 200);
     }

@@ -5,14 +5,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use common::bootstrap::{BootstrapError, Launch, Service, ServiceSettings, served_by};
+use common::bootstrap::{
+    BootstrapError, Launch, Service, ServiceSettings, metrics_handle, served_by,
+};
 use common::config::Refreshable;
 use common::messaging::QueueSpec;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::notify::{Notifier, Relay};
+use crate::notify::{Notifier, Relay, describe_metrics};
 use crate::quotes::{QuotesClient, QuotesError};
 use crate::routes::{AppState, router};
 use crate::settings::{AccountSettings, NotificationSettings};
@@ -52,6 +54,10 @@ impl Application {
             .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))?;
         let store = Arc::new(store);
         let messaging = service.messaging();
+        // The recorder is installed on first use; metrics recorded before it would be lost.
+        if metrics_handle().is_some() {
+            describe_metrics();
+        }
         let queue = QueueSpec::work_queue(&own.vip_queue, current.settings.core.amqp.queue_type);
         let notifier = Notifier::new(
             Arc::clone(&messaging),

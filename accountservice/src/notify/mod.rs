@@ -23,6 +23,26 @@ mod metric {
     pub const OUTBOX_DEPTH: &str = "vip_outbox_depth";
 }
 
+/// Makes the notification metrics show on `/metrics` from the start, at zero, with their
+/// meaning. Call after the recorder is installed.
+pub fn describe_metrics() {
+    for (name, meaning) in [
+        (metric::PUBLISHED, "VIP notifications the broker confirmed"),
+        (
+            metric::FAILED,
+            "VIP notification publishes that failed or timed out",
+        ),
+        (metric::BUFFERED, "VIP notifications written to the outbox"),
+    ] {
+        metrics::describe_counter!(name, meaning);
+        metrics::counter!(name).increment(0);
+    }
+    metrics::describe_gauge!(
+        metric::OUTBOX_DEPTH,
+        "VIP notifications waiting in the outbox"
+    );
+}
+
 /// Runs a blocking outbox call (its writes wait for an fsync) off the async workers, and
 /// refreshes the depth gauge afterwards.
 async fn with_outbox<T: Send + 'static>(

@@ -25,6 +25,17 @@ async fn a_vip_read_reaches_the_vip_queue_with_body_and_properties() {
     assert_eq!(app.get_account("10100").await.status(), 404);
     assert_eq!(app.get_account("bad.id").await.status(), 400);
 
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    for name in [
+        "vip_notifications_published_total",
+        "vip_notifications_failed_total",
+        "vip_notifications_buffered_total",
+        "vip_outbox_depth",
+        "http_requests_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+
     let config = app.stop().await;
     let delivered = broker
         .consume(&config.queue, 2, Duration::from_secs(1))

@@ -1,12 +1,12 @@
 //! [`Notifier`]: one bounded, tracked publish per VIP read, the outbox when it cannot be.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use common::messaging::{Messaging, OutgoingMessage, QueueSpec};
 use common::notification::{MESSAGE_TYPE, VipNotification};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::{buffer, metric};
@@ -14,15 +14,20 @@ use crate::store::{Outbox, OutboxEntry};
 
 /// Announces VIP reads on the VIP queue; see the [module docs](super).
 pub struct Notifier {
+    publisher: Arc<Publisher>,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+}
+
+/// What the publishing tasks share.
+struct Publisher {
     messaging: Arc<dyn Messaging>,
     outbox: Arc<dyn Outbox>,
     queue: QueueSpec,
     publish_timeout: Duration,
-    permits: Arc<Semaphore>,
-    tracker: TaskTracker,
     /// Notifications whose publish is under way, by message id: what shutdown persists if
     /// their tasks do not finish in time.
-    in_flight: Arc<Mutex<HashMap<String, OutboxEntry>>>,
+    in_flight: Mutex<HashMap<String, OutboxEntry>>,
     /// Woken whenever something was written to the outbox, so the relay looks at it.
     outbox_written: Arc<Notify>,
 }
@@ -36,30 +41,33 @@ impl Notifier {
         max_in_flight: usize,
         publish_timeout: Duration,
     ) -> Self {
-        Self {
+        let publisher = Publisher {
             messaging,
             outbox,
             queue,
             publish_timeout,
+            in_flight: Mutex::default(),
+            outbox_written: Arc::default(),
+        };
+        Self {
+            publisher: Arc::new(publisher),
             permits: Arc::new(Semaphore::new(max_in_flight)),
             tracker: TaskTracker::new(),
-            in_flight: Arc::default(),
-            outbox_written: Arc::default(),
         }
     }
 
     /// Signalled after every outbox write; for the [`Relay`](super::Relay).
     pub fn outbox_written(&self) -> Arc<Notify> {
-        Arc::clone(&self.outbox_written)
+        Arc::clone(&self.publisher.outbox_written)
     }
 
-    /// Announces that `account_id` was read just now, without waiting for the broker.
+    /// Announces that `account_id` was read just now, without waiting for the broker. The
+    /// message id is fixed here, so every later attempt (from the outbox too) carries it.
     pub fn notify(&self, account_id: &str) {
-        let notification = VipNotification::now(account_id);
-        let message = match OutgoingMessage::json(MESSAGE_TYPE, &notification) {
-            Ok(message) => message.with_message_id(uuid::Uuid::new_v4().to_string()),
+        let message = match OutgoingMessage::json(MESSAGE_TYPE, &VipNotification::now(account_id)) {
+            Ok(message) => message,
             Err(error) => {
-                // Two strings and a timestamp always serialize; this is only reachable by a bug.
+                // Two strings and a timestamp always serialize; only a bug gets here.
                 tracing::error!(%error, account_id, "cannot encode a VIP notification");
                 return;
             }
@@ -68,53 +76,22 @@ impl Notifier {
             message_id: message.message_id.clone(),
             body: message.body.to_vec(),
         };
-        let outbox = Arc::clone(&self.outbox);
-        let written = Arc::clone(&self.outbox_written);
-        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            tracing::warn!(account_id, "too many publishes under way: to the outbox");
-            self.tracker.spawn(async move {
-                buffer(&outbox, vec![entry]).await;
-                written.notify_one();
-            });
-            return;
-        };
-        self.lock_in_flight()
-            .insert(entry.message_id.clone(), entry.clone());
-        let (messaging, queue, limit) = (
-            Arc::clone(&self.messaging),
-            self.queue.clone(),
-            self.publish_timeout,
-        );
-        let in_flight = Arc::clone(&self.in_flight);
-        self.tracker.spawn(async move {
-            let _permit = permit;
-            let failure = match tokio::time::timeout(
-                limit,
-                messaging.publish_on_queue(&queue, message),
-            )
-            .await
-            {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(_elapsed) => Some(format!("no confirm within {limit:?}")),
-            };
-            if let Some(reason) = failure {
-                metrics::counter!(metric::FAILED).increment(1);
-                tracing::warn!(
-                    reason,
-                    message_id = entry.message_id,
-                    "publish failed: to the outbox"
-                );
-                buffer(&outbox, vec![entry.clone()]).await;
-                written.notify_one();
-            } else {
-                metrics::counter!(metric::PUBLISHED).increment(1);
+        let publisher = Arc::clone(&self.publisher);
+        match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => {
+                // Registered before the task runs, so shutdown cannot miss it.
+                publisher
+                    .in_flight()
+                    .insert(entry.message_id.clone(), entry.clone());
+                self.tracker
+                    .spawn(publisher.publish(permit, message, entry));
             }
-            in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&entry.message_id);
-        });
+            Err(_) => {
+                tracing::warn!(account_id, "too many publishes under way: to the outbox");
+                self.tracker
+                    .spawn(async move { publisher.keep(entry).await });
+            }
+        }
     }
 
     /// Waits until every notification handed over so far is published or in the outbox.
@@ -135,18 +112,52 @@ impl Notifier {
         {
             return 0;
         }
-        let pending: Vec<OutboxEntry> = self.lock_in_flight().values().cloned().collect();
+        let pending: Vec<OutboxEntry> = self.publisher.in_flight().values().cloned().collect();
         let count = pending.len();
         tracing::warn!(
             count,
             ?grace,
             "publishes still under way at shutdown: to the outbox"
         );
-        buffer(&self.outbox, pending).await;
+        buffer(&self.publisher.outbox, pending).await;
         count
     }
+}
 
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, OutboxEntry>> {
+impl Publisher {
+    /// Publishes `message`, or keeps `entry` (the same notification) in the outbox if the
+    /// broker fails or is too slow.
+    async fn publish(
+        self: Arc<Self>,
+        _permit: OwnedSemaphorePermit,
+        message: OutgoingMessage,
+        entry: OutboxEntry,
+    ) {
+        let limit = self.publish_timeout;
+        let publish = self.messaging.publish_on_queue(&self.queue, message);
+        let failure = match tokio::time::timeout(limit, publish).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_elapsed) => Some(format!("no confirm within {limit:?}")),
+        };
+        let message_id = entry.message_id.clone();
+        if let Some(reason) = failure {
+            metrics::counter!(metric::FAILED).increment(1);
+            tracing::warn!(reason, message_id, "publish failed: to the outbox");
+            self.keep(entry).await;
+        } else {
+            metrics::counter!(metric::PUBLISHED).increment(1);
+        }
+        self.in_flight().remove(&message_id);
+    }
+
+    /// Writes `entry` to the outbox and tells the relay.
+    async fn keep(&self, entry: OutboxEntry) {
+        buffer(&self.outbox, vec![entry]).await;
+        self.outbox_written.notify_one();
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<String, OutboxEntry>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -163,3 +163,40 @@ impl Publisher {
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use common::messaging::{MockMessaging, QueueType};
+
+    use super::*;
+    use crate::store::MockOutbox;
+
+    #[tokio::test]
+    async fn past_the_bound_notifications_go_straight_to_the_outbox() {
+        let mut messaging = MockMessaging::new();
+        messaging.expect_publish_on_queue().never();
+        let mut outbox = MockOutbox::new();
+        outbox
+            .expect_append()
+            .times(2)
+            .withf(|entries| entries.len() == 1)
+            .returning(|entries| Ok(entries.len()));
+        outbox.expect_depth().returning(|| Ok(1));
+        // No permits at all: every notification is past the bound.
+        let notifier = Notifier::new(
+            Arc::new(messaging),
+            Arc::new(outbox),
+            QueueSpec::work_queue("q", QueueType::Classic),
+            0,
+            Duration::from_secs(1),
+        );
+        let written = notifier.outbox_written();
+
+        notifier.notify("10000");
+        notifier.notify("10000");
+        notifier.flushed().await;
+
+        // The relay is told (a stored wake-up, so this returns at once).
+        written.notified().await;
+    }
+}

@@ -5,6 +5,7 @@
 //! under way goes to the durable outbox instead. [`Relay`] drains the outbox, oldest first,
 //! whenever the broker is connected, including what a previous run left.
 
+mod batcher;
 mod notifier;
 mod relay;
 

@@ -9,6 +9,7 @@ use common::notification::{MESSAGE_TYPE, VipNotification};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
+use super::batcher::OutboxBatcher;
 use super::{buffer, metric};
 use crate::store::{Outbox, OutboxEntry};
 
@@ -23,13 +24,12 @@ pub struct Notifier {
 struct Publisher {
     messaging: Arc<dyn Messaging>,
     outbox: Arc<dyn Outbox>,
+    batcher: Arc<OutboxBatcher>,
     queue: QueueSpec,
     publish_timeout: Duration,
     /// Notifications whose publish is under way, by message id: what shutdown persists if
     /// their tasks do not finish in time.
     in_flight: Mutex<HashMap<String, OutboxEntry>>,
-    /// Woken whenever something was written to the outbox, so the relay looks at it.
-    outbox_written: Arc<Notify>,
 }
 
 impl Notifier {
@@ -41,24 +41,25 @@ impl Notifier {
         max_in_flight: usize,
         publish_timeout: Duration,
     ) -> Self {
+        let tracker = TaskTracker::new();
         let publisher = Publisher {
             messaging,
+            batcher: Arc::new(OutboxBatcher::new(Arc::clone(&outbox), tracker.clone())),
             outbox,
             queue,
             publish_timeout,
             in_flight: Mutex::default(),
-            outbox_written: Arc::default(),
         };
         Self {
             publisher: Arc::new(publisher),
             permits: Arc::new(Semaphore::new(max_in_flight)),
-            tracker: TaskTracker::new(),
+            tracker,
         }
     }
 
     /// Signalled after every outbox write; for the [`Relay`](super::Relay).
     pub fn outbox_written(&self) -> Arc<Notify> {
-        Arc::clone(&self.publisher.outbox_written)
+        self.publisher.batcher.written()
     }
 
     /// Announces that `account_id` was read just now, without waiting for the broker. The
@@ -87,9 +88,9 @@ impl Notifier {
                     .spawn(publisher.publish(permit, message, entry));
             }
             Err(_) => {
-                tracing::warn!(account_id, "too many publishes under way: to the outbox");
-                self.tracker
-                    .spawn(async move { publisher.keep(entry).await });
+                // Counted by the buffered metric; a log line each would flood under load.
+                tracing::debug!(account_id, "too many publishes under way: to the outbox");
+                publisher.batcher.keep(entry);
             }
         }
     }
@@ -112,7 +113,8 @@ impl Notifier {
         {
             return 0;
         }
-        let pending: Vec<OutboxEntry> = self.publisher.in_flight().values().cloned().collect();
+        let mut pending = self.publisher.batcher.take_unwritten();
+        pending.extend(self.publisher.in_flight().values().cloned());
         let count = pending.len();
         tracing::warn!(
             count,
@@ -125,7 +127,7 @@ impl Notifier {
 }
 
 impl Publisher {
-    /// Publishes `message`, or keeps `entry` (the same notification) in the outbox if the
+    /// Publishes `message`, or hands `entry` (the same notification) to the outbox if the
     /// broker fails or is too slow.
     async fn publish(
         self: Arc<Self>,
@@ -143,18 +145,12 @@ impl Publisher {
         let message_id = entry.message_id.clone();
         if let Some(reason) = failure {
             metrics::counter!(metric::FAILED).increment(1);
-            tracing::warn!(reason, message_id, "publish failed: to the outbox");
-            self.keep(entry).await;
+            tracing::debug!(reason, message_id, "publish failed: to the outbox");
+            self.batcher.keep(entry);
         } else {
             metrics::counter!(metric::PUBLISHED).increment(1);
         }
         self.in_flight().remove(&message_id);
-    }
-
-    /// Writes `entry` to the outbox and tells the relay.
-    async fn keep(&self, entry: OutboxEntry) {
-        buffer(&self.outbox, vec![entry]).await;
-        self.outbox_written.notify_one();
     }
 
     fn in_flight(&self) -> MutexGuard<'_, HashMap<String, OutboxEntry>> {
@@ -178,8 +174,6 @@ mod tests {
         let mut outbox = MockOutbox::new();
         outbox
             .expect_append()
-            .times(2)
-            .withf(|entries| entries.len() == 1)
             .returning(|entries| Ok(entries.len()));
         outbox.expect_depth().returning(|| Ok(1));
         // No permits at all: every notification is past the bound.

@@ -15,7 +15,7 @@ async fn with_the_broker_cut_vip_reads_stay_fast_and_every_notification_arrives_
     let (mut config, proxy) = TestConfig::through_proxy().await;
     config.outage_wait_ms = 200;
     let app = spawn_app_with(config).await;
-    announce_once(&broker, &app).await;
+    declare_vip_queue(&broker, &app.config).await;
 
     cut_broker(&broker, &proxy, &app).await;
     for _ in 0..READS {

@@ -18,7 +18,7 @@ async fn notifications_in_flight_at_shutdown_survive_a_restart() {
     config.publish_timeout_ms = 3_000;
     config.shutdown_grace_ms = 100;
     let app = spawn_app_with(config).await;
-    announce_once(&broker, &app).await;
+    declare_vip_queue(&broker, &app.config).await;
 
     cut_broker(&broker, &proxy, &app).await;
     for _ in 0..READS {

@@ -76,7 +76,8 @@ impl Relay {
         }
     }
 
-    /// Publishes every pending entry in order, removing each once confirmed. Returns how many.
+    /// Publishes every pending entry in order, removing each batch once confirmed (one
+    /// transaction per batch, not per entry). Returns how many.
     async fn drain(&self) -> Result<usize, DrainError> {
         let mut published = 0;
         loop {
@@ -84,18 +85,27 @@ impl Relay {
             if batch.is_empty() {
                 return Ok(published);
             }
+            let mut done = Vec::with_capacity(batch.len());
+            let mut failure = None;
             for entry in batch {
                 let message = OutgoingMessage {
                     kind: MESSAGE_TYPE.to_owned(),
-                    message_id: entry.message_id.clone(),
+                    message_id: entry.message_id,
                     body: entry.body.into(),
                 };
-                self.messaging
-                    .publish_on_queue(&self.queue, message)
-                    .await?;
+                let message_id = message.message_id.clone();
+                if let Err(error) = self.messaging.publish_on_queue(&self.queue, message).await {
+                    failure = Some(error);
+                    break;
+                }
                 metrics::counter!(metric::PUBLISHED).increment(1);
-                with_outbox(&self.outbox, move |outbox| outbox.remove(&entry.message_id)).await?;
-                published += 1;
+                done.push(message_id);
+            }
+            published += done.len();
+            // What was confirmed leaves the outbox even when a later entry failed.
+            with_outbox(&self.outbox, move |outbox| outbox.remove(&done)).await?;
+            if let Some(error) = failure {
+                return Err(error.into());
             }
         }
     }

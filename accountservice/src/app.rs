@@ -124,7 +124,10 @@ impl Application {
         if let Err(error) = self.relay.await {
             tracing::error!(%error, "the outbox relay failed");
         }
-        self.service.close().await?;
+        // Everything unconfirmed is in the outbox by now: a failing close loses nothing.
+        if let Err(error) = self.service.close().await {
+            tracing::warn!(%error, "the broker connection did not close cleanly");
+        }
         Ok(served?)
     }
 }

@@ -8,7 +8,7 @@
 //! - [`notify`]: VIP notifications, published without delaying responses and kept in the
 //!   outbox when the broker cannot take them.
 //! - [`settings`]: the service's own settings.
-//! - [`account`]: the account model and the rule for a well-formed account id.
+//! - [`account`]: the account model (the account id rule is `common::notification`'s).
 //! - [`store`]: the embedded redb database: the seeded accounts ([`store::AccountStore`]) and
 //!   the durable outbox of VIP notifications not yet published ([`store::Outbox`]).
 //! - [`quotes`]: the quotes-service client; it never fails a request and, through

@@ -110,3 +110,76 @@ impl Relay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use common::messaging::{MockMessaging, QueueType};
+    use tokio::sync::{mpsc, watch};
+
+    use super::*;
+    use crate::store::{MockOutbox, OutboxEntry};
+
+    fn entry(id: &str) -> OutboxEntry {
+        OutboxEntry {
+            message_id: id.to_owned(),
+            body: format!(r#"{{"accountId":"{id}"}}"#).into_bytes(),
+        }
+    }
+
+    #[tokio::test]
+    async fn once_connected_it_publishes_what_a_previous_run_left_in_order_with_its_ids() {
+        let (status_tx, status) = watch::channel(LinkStatus::Reconnecting);
+        let published = Arc::new(Mutex::new(Vec::new()));
+        let mut messaging = MockMessaging::new();
+        messaging.expect_status().return_once(move || status);
+        let seen = Arc::clone(&published);
+        messaging
+            .expect_publish_on_queue()
+            .times(2)
+            .returning(move |queue, message| {
+                assert_eq!(queue.name, "q");
+                assert_eq!(message.kind, MESSAGE_TYPE);
+                let mut seen = seen.lock().unwrap();
+                seen.push((message.message_id, message.body.to_vec()));
+                Ok(())
+            });
+        let mut outbox = MockOutbox::new();
+        let mut left = vec![entry("b"), entry("a")];
+        outbox
+            .expect_oldest()
+            .returning(move |_| Ok(std::mem::take(&mut left)));
+        let (removed_tx, mut removed) = mpsc::unbounded_channel();
+        outbox.expect_remove().returning(move |ids| {
+            let _ = removed_tx.send(ids.to_vec());
+            Ok(ids.len())
+        });
+        outbox.expect_depth().returning(|| Ok(0));
+        let relay = Relay {
+            messaging: Arc::new(messaging),
+            outbox: Arc::new(outbox),
+            queue: QueueSpec::work_queue("q", QueueType::Classic),
+            outbox_written: Arc::default(),
+        };
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(relay.run(stop.clone()));
+
+        // Nothing moves while the broker is away.
+        tokio::task::yield_now().await;
+        assert!(published.lock().unwrap().is_empty());
+        status_tx.send_replace(LinkStatus::Connected);
+
+        assert_eq!(removed.recv().await, Some(vec!["b".into(), "a".into()]));
+        stop.cancel();
+        running.await.unwrap();
+        let published = published.lock().unwrap();
+        assert_eq!(
+            *published,
+            [
+                ("b".to_owned(), entry("b").body),
+                ("a".to_owned(), entry("a").body)
+            ]
+        );
+    }
+}

@@ -1,1 +1,16 @@
-fn main() {}
+//! accountservice: accounts over HTTP on port 6767, and VIP notifications that are never lost.
+
+use accountservice::app::Application;
+use anyhow::Context;
+use common::bootstrap::{Launch, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let launch = Launch::from_command_line("accountservice", env!("CARGO_PKG_VERSION"));
+    let app = Application::build(launch)
+        .await
+        .context("accountservice could not start")?;
+    app.run_until_stopped(shutdown_signal())
+        .await
+        .context("accountservice did not stop cleanly")
+}

@@ -26,7 +26,7 @@ pub struct Quote {
 }
 
 /// How to reach the quotes service and when to stop trying.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct QuotesSettings {
     /// The full URL to `GET`.

@@ -38,9 +38,9 @@ pub trait Outbox: Send + Sync {
     /// Up to `limit` pending entries, oldest first.
     fn oldest(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Removes the entry with this `message_id` once it has been published. Returns whether it
-    /// was pending.
-    fn remove(&self, message_id: &str) -> Result<bool, StoreError>;
+    /// Removes the entries with these message ids once they have been published, in one
+    /// transaction. Returns how many were pending.
+    fn remove(&self, message_ids: &[String]) -> Result<usize, StoreError>;
 
     /// How many entries are pending.
     fn depth(&self) -> Result<u64, StoreError>;

@@ -79,23 +79,26 @@ impl Outbox for RedbAccountStore {
             .collect()
     }
 
-    fn remove(&self, message_id: &str) -> Result<bool, StoreError> {
+    fn remove(&self, message_ids: &[String]) -> Result<usize, StoreError> {
         let action = "remove from the outbox";
         let txn = self.db.begin_write().map_err(|e| self.error(action, e))?;
-        let removed = {
+        let mut removed = 0;
+        {
             let mut index = txn
                 .open_table(BY_MESSAGE_ID)
                 .map_err(|e| self.error(action, e))?;
-            let seq = index
-                .remove(message_id)
-                .map_err(|e| self.error(action, e))?
-                .map(|seq| seq.value());
-            if let Some(seq) = seq {
-                let mut table = txn.open_table(ENTRIES).map_err(|e| self.error(action, e))?;
-                table.remove(seq).map_err(|e| self.error(action, e))?;
+            let mut table = txn.open_table(ENTRIES).map_err(|e| self.error(action, e))?;
+            for message_id in message_ids {
+                let seq = index
+                    .remove(message_id.as_str())
+                    .map_err(|e| self.error(action, e))?
+                    .map(|seq| seq.value());
+                if let Some(seq) = seq {
+                    table.remove(seq).map_err(|e| self.error(action, e))?;
+                    removed += 1;
+                }
             }
-            seq.is_some()
-        };
+        }
         txn.commit().map_err(|e| self.error(action, e))?;
         Ok(removed)
     }
@@ -146,11 +149,10 @@ mod tests {
         let store = RedbAccountStore::open(dir.path().join("db.redb")).unwrap();
         store.append(&[entry("1"), entry("2"), entry("3")]).unwrap();
 
-        assert!(store.remove("3").unwrap());
-        assert!(!store.remove("3").unwrap());
-        assert!(!store.remove("unknown").unwrap());
+        assert_eq!(store.remove(&["3".into()]).unwrap(), 1);
+        assert_eq!(store.remove(&["3".into(), "unknown".into()]).unwrap(), 0);
         store.append(&[entry("4")]).unwrap();
-        assert!(store.remove("1").unwrap());
+        assert_eq!(store.remove(&["1".into()]).unwrap(), 1);
 
         assert_eq!(ids(&store.oldest(10).unwrap()), ["2", "4"]);
         assert_eq!(store.depth().unwrap(), 2);
@@ -175,7 +177,7 @@ mod tests {
 
         let store = RedbAccountStore::open(&path).unwrap();
         assert_eq!(store.oldest(10).unwrap(), [entry("p1"), entry("p2")]);
-        assert!(store.remove("p1").unwrap());
+        assert_eq!(store.remove(&["p1".into()]).unwrap(), 1);
         assert_eq!(store.depth().unwrap(), 1);
     }
 }

@@ -13,6 +13,10 @@ const ACCOUNTS: TableDefinition<&str, &str> = TableDefinition::new("accounts");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SEEDED_KEY: &str = "seeded_accounts";
 
+/// redb's page cache. Its default (1 GiB) would let a large outbox backlog grow the process by
+/// its size; 100 accounts and an outbox read oldest-first need little.
+const CACHE_BYTES: usize = 4 << 20;
+
 /// How many accounts a new database is seeded with: ids `10000`.. with names `Person_0`..
 pub const SEEDED_ACCOUNTS: u64 = 100;
 const FIRST_SEEDED_ID: u64 = 10_000;
@@ -31,10 +35,13 @@ impl RedbAccountStore {
     /// an interrupted first start leaves nothing half-seeded.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source: Box::new(source),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source: Box::new(source),
+            })?;
         let store = Self { db, path };
         if !store.is_seeded()? {
             store.seed()?;

@@ -1,0 +1,45 @@
+//! `GET /accounts/{accountId}`: the account, who served it, a quote; VIP reads are announced.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use common::notification::is_valid_account_id;
+use serde::Serialize;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::quotes::Quote;
+
+/// The Go original's account JSON.
+#[derive(Debug, Serialize)]
+pub struct AccountResponse {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "servedBy")]
+    pub served_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Quote>,
+}
+
+#[tracing::instrument(skip(state))]
+pub async fn get_account(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+) -> Result<Json<AccountResponse>, ApiError> {
+    if !is_valid_account_id(&account_id) {
+        return Err(ApiError::InvalidAccountId);
+    }
+    let account = state
+        .accounts
+        .account(&account_id)?
+        .ok_or(ApiError::AccountNotFound)?;
+    if (state.is_vip)(&account.id) {
+        state.notifier.notify(&account.id);
+    }
+    let quote = state.quotes.quote().await;
+    Ok(Json(AccountResponse {
+        id: account.id,
+        name: account.name,
+        served_by: state.served_by.to_string(),
+        quote,
+    }))
+}

@@ -1,0 +1,45 @@
+//! `GET /health` and the original's `/testability/healthy/{bool}` switch.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::error::ApiError;
+
+/// 200 `UP` or 503 `DOWN`. Only what a restart could fix makes it `DOWN` (the store, the
+/// testability switch); a broker outage is reported but not fatal, since the outbox buffers.
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let store_up = state.accounts.is_usable();
+    let switched_on = state.healthy.load(Ordering::Relaxed);
+    let broker = state.broker.borrow().to_string();
+    let outbox_depth = state.outbox.depth().ok();
+    let up = store_up && switched_on;
+    let body = json!({
+        "status": if up { "UP" } else { "DOWN" },
+        "store": if store_up { "UP" } else { "DOWN" },
+        "broker": broker,
+        "outboxDepth": outbox_depth,
+        "testabilityHealthy": switched_on,
+    });
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Makes `/health` report `DOWN` (`false`) or not (`true`), to test orchestration.
+pub async fn set_healthy(
+    State(state): State<AppState>,
+    Path(healthy): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let healthy: bool = healthy.parse().map_err(|_| ApiError::NotABool)?;
+    state.healthy.store(healthy, Ordering::Relaxed);
+    tracing::warn!(healthy, "health switched by /testability");
+    Ok(Json(json!({ "healthy": healthy })))
+}

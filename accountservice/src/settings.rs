@@ -1,0 +1,149 @@
+//! accountservice's own settings, read from the same config files as the common keys.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::config::{InvalidSetting, Settings};
+use common::notification::{VIP_QUEUE, is_valid_account_id};
+use serde::{Deserialize, Serialize};
+
+use crate::quotes::QuotesSettings;
+
+/// The keys of `accountservice.yml` beyond the common ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountSettings {
+    /// Accounts whose reads are announced on [`Self::vip_queue`]; refreshable.
+    pub vip_account_ids: Vec<String>,
+    /// The queue VIP notifications go to. Fixed by the protocol in production; a setting so
+    /// tests can use a queue of their own.
+    pub vip_queue: String,
+    pub quotes: QuotesSettings,
+    pub store: StoreSettings,
+    pub notifications: NotificationSettings,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            vip_account_ids: vec!["10000".to_owned()],
+            vip_queue: VIP_QUEUE.to_owned(),
+            quotes: QuotesSettings::default(),
+            store: StoreSettings::default(),
+            notifications: NotificationSettings::default(),
+        }
+    }
+}
+
+impl AccountSettings {
+    /// Whether reading `account_id` must be announced.
+    pub fn is_vip(&self, account_id: &str) -> bool {
+        self.vip_account_ids.iter().any(|id| id == account_id)
+    }
+}
+
+impl Settings for AccountSettings {
+    /// The store is opened, the quotes client built and the notifier sized once, at start.
+    const RESTART_KEYS: &'static [&'static str] =
+        &["store", "quotes", "vip_queue", "notifications"];
+
+    fn validate(&self) -> Result<(), InvalidSetting> {
+        if let Some(bad) = self
+            .vip_account_ids
+            .iter()
+            .find(|id| !is_valid_account_id(id))
+        {
+            return Err(InvalidSetting::new(
+                "vip_account_ids",
+                format!("{bad:?} is not 1 to 64 characters of [A-Za-z0-9_-]"),
+            ));
+        }
+        if self.vip_queue.is_empty() {
+            return Err(InvalidSetting::new("vip_queue", "must not be empty"));
+        }
+        if self.notifications.max_in_flight == 0 {
+            return Err(InvalidSetting::new(
+                "notifications.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where the embedded database lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreSettings {
+    pub path: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/accountservice.redb"),
+        }
+    }
+}
+
+/// How VIP notifications are published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationSettings {
+    /// Publishes under way at once; past this, notifications go straight to the outbox.
+    pub max_in_flight: usize,
+    /// How long one publish may take before its notification goes to the outbox.
+    pub publish_timeout_ms: u64,
+    /// How long shutdown waits for in-flight publishes before persisting them.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1_024,
+            publish_timeout_ms: 3_000,
+            shutdown_grace_ms: 3_000,
+        }
+    }
+}
+
+impl NotificationSettings {
+    pub fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_make_account_10000_vip_on_the_protocol_queue() {
+        let settings: AccountSettings = serde_json::from_str("{}").unwrap();
+        assert_eq!(settings, AccountSettings::default());
+        assert!(settings.is_vip("10000"));
+        assert!(!settings.is_vip("10001"));
+        assert_eq!(settings.vip_queue, "vip_queue");
+        assert!(settings.validate().is_ok());
+    }
+
+    #[test]
+    fn malformed_vip_ids_and_a_zero_bound_are_refused() {
+        let bad_id = AccountSettings {
+            vip_account_ids: vec!["10 000".into()],
+            ..AccountSettings::default()
+        };
+        assert_eq!(bad_id.validate().unwrap_err().key, "vip_account_ids");
+        let mut no_bound = AccountSettings::default();
+        no_bound.notifications.max_in_flight = 0;
+        assert_eq!(
+            no_bound.validate().unwrap_err().key,
+            "notifications.max_in_flight"
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! accountservice end to end: the real service on an ephemeral port, the real broker, a real
+//! store in a temp dir.
+
+mod helpers;
+mod outage;
+mod refresh;
+mod shutdown;
+mod vip;

@@ -1,0 +1,62 @@
+//! With the broker cut off, VIP reads stay fast and their notifications wait in the outbox
+//! until the connection is back.
+
+use std::time::{Duration, Instant};
+
+use test_support::Broker;
+
+use crate::helpers::*;
+
+const READS: usize = 20;
+
+#[tokio::test]
+async fn with_the_broker_cut_vip_reads_stay_fast_and_every_notification_arrives_once_it_is_back() {
+    let broker = Broker::connect().await;
+    let (mut config, proxy) = TestConfig::through_proxy().await;
+    config.outage_wait_ms = 200;
+    let app = spawn_app_with(config).await;
+    declare_vip_queue(&broker, &app.config).await;
+
+    cut_broker(&broker, &proxy, &app).await;
+    for _ in 0..READS {
+        let started = Instant::now();
+        assert_eq!(app.get_account("10000").await.status(), 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a read waited {:?} for the broker",
+            started.elapsed()
+        );
+    }
+    broker
+        .wait_until(
+            "every notification is in the outbox",
+            Duration::from_secs(15),
+            || async { app.health().await["outboxDepth"] == READS },
+        )
+        .await;
+    let health = app.health().await;
+    assert_eq!(
+        health["status"], "UP",
+        "a broker outage alone is not fatal: {health}"
+    );
+    assert_ne!(health["broker"], "connected", "{health}");
+
+    proxy.refuse(false);
+    let delivered = broker
+        .consume(&app.config.queue, READS, Duration::from_secs(30))
+        .await;
+    assert_eq!(delivered.len(), READS);
+    assert_eq!(
+        message_ids(&delivered).len(),
+        READS,
+        "each notification once"
+    );
+    broker
+        .wait_until("the outbox is empty", Duration::from_secs(10), || async {
+            app.health().await["outboxDepth"] == 0
+        })
+        .await;
+
+    let config = app.stop().await;
+    clean_up(&broker, &config).await;
+}

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -20,17 +20,38 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The process's Prometheus recorder, installed on first use.
 pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
     METRICS
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &LATENCY_BUCKETS)
                 .and_then(PrometheusBuilder::install_recorder)
                 .inspect_err(|error| warn!(%error, "metrics are disabled"))
-                .ok()
+                .ok()?;
+            start_upkeep(handle.clone());
+            Some(handle)
         })
         .as_ref()
+}
+
+/// The recorder keeps every histogram sample until upkeep folds it into the buckets; without
+/// it, memory grows with each request until `/metrics` is scraped.
+fn start_upkeep(handle: PrometheusHandle) {
+    let upkeep = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = upkeep {
+        warn!(%error, "no metrics upkeep thread: histograms are folded only when scraped");
+    }
 }
 
 /// Adds `GET /metrics` and counts every request by route, method and status with its latency.

@@ -189,6 +189,11 @@ async fn subscribe_and_consume(
                 // Deliveries already buffered go back to the queue when the channel closes.
                 let cancel = channel.basic_cancel(ShortString::from(consumer.tag.as_str()), BasicCancelOptions::default());
                 let _ = timeout(ACK_TIMEOUT, cancel).await;
+                consumer.active.send_replace(false);
+                // Let this consumer's handlers finish and ack, then close its channel while the
+                // connection is still open.
+                let _ = timeout(shared.settings.close_grace, slots.acquire_many(u32::from(prefetch))).await;
+                let _ = timeout(ACK_TIMEOUT, channel.close(200, "consumer stopped".into())).await;
                 return Ok(End::Stopped);
             }
             () = session.lost.cancelled() => return Ok(End::ConnectionLost),

@@ -192,8 +192,12 @@ fn is_channel_error(error: &lapin::Error) -> bool {
 pub(super) async fn supervise(shared: Arc<Shared>, mut session: Arc<Session>) {
     loop {
         tokio::select! {
-            () = session.lost.cancelled() => {}
+            biased;
             () = shared.closing.cancelled() => return,
+            () = session.lost.cancelled() => {}
+        }
+        if shared.closing.is_cancelled() {
+            return;
         }
         shared.session.send_replace(None);
         shared.set_status(LinkStatus::Reconnecting);

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use arc_swap::ArcSwap;
 use common::bootstrap::{
     BootstrapError, Launch, Service, ServiceSettings, metrics_handle, served_by,
 };
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::notify::{Notifier, Relay, describe_metrics};
-use crate::quotes::{QuotesClient, QuotesError};
+use crate::quotes::{QuotesClient, QuotesError, QuotesSettings};
 use crate::routes::{AppState, router};
 use crate::settings::{AccountSettings, NotificationSettings};
 use crate::store::{RedbAccountStore, StoreError};
@@ -74,10 +75,16 @@ impl Application {
         };
         let stop_relay = CancellationToken::new();
         let relay = tokio::spawn(relay.run(stop_relay.clone()));
+        let quotes = Arc::new(ArcSwap::from_pointee(QuotesClient::new(&own.quotes)?));
+        tokio::spawn(follow_quotes(
+            settings.clone(),
+            service.refreshed(),
+            quotes.clone(),
+        ));
         let state = AppState {
             accounts: store.clone(),
             outbox: store,
-            quotes: Arc::new(QuotesClient::new(&own.quotes)?),
+            quotes,
             notifier: Arc::new(notifier),
             is_vip: vip_policy(settings),
             broker: messaging.status(),
@@ -137,4 +144,28 @@ fn vip_policy(
     settings: Arc<Refreshable<ServiceSettings<AccountSettings>>>,
 ) -> crate::routes::VipPolicy {
     Arc::new(move |account_id| settings.current().settings.own.is_vip(account_id))
+}
+
+/// Rebuilds the quotes client when a refresh changes `quotes.*` (URL, timeout, breaker); a
+/// setting the client refuses is logged and the previous client kept.
+async fn follow_quotes(
+    settings: Arc<Refreshable<ServiceSettings<AccountSettings>>>,
+    mut refreshed: watch::Receiver<u64>,
+    quotes: Arc<ArcSwap<QuotesClient>>,
+) {
+    let mut applied: QuotesSettings = settings.current().settings.own.quotes.clone();
+    while refreshed.changed().await.is_ok() {
+        let wanted = settings.current().settings.own.quotes.clone();
+        if wanted == applied {
+            continue;
+        }
+        match QuotesClient::new(&wanted) {
+            Ok(client) => {
+                tracing::info!(url = %wanted.url, timeout_ms = wanted.timeout_ms, "quotes client replaced");
+                quotes.store(Arc::new(client));
+                applied = wanted;
+            }
+            Err(error) => tracing::warn!(%error, "keeping the previous quotes client"),
+        }
+    }
 }

@@ -35,7 +35,7 @@ pub async fn get_account(
     if (state.is_vip)(&account.id) {
         state.notifier.notify(&account.id);
     }
-    let quote = state.quotes.quote().await;
+    let quote = state.quotes.load_full().quote().await;
     Ok(Json(AccountResponse {
         id: account.id,
         name: account.name,

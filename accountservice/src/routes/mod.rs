@@ -6,6 +6,7 @@ mod health;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::get;
 use common::messaging::LinkStatus;
@@ -24,7 +25,8 @@ pub type VipPolicy = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 pub struct AppState {
     pub accounts: Arc<dyn AccountStore>,
     pub outbox: Arc<dyn Outbox>,
-    pub quotes: Arc<QuotesClient>,
+    /// Replaced when a refresh changes `quotes.*`.
+    pub quotes: Arc<ArcSwap<QuotesClient>>,
     pub notifier: Arc<Notifier>,
     pub is_vip: VipPolicy,
     pub broker: watch::Receiver<LinkStatus>,

@@ -14,6 +14,8 @@ use tower::ServiceExt;
 use super::{AppState, router};
 use crate::account::Account;
 use crate::notify::Notifier;
+use arc_swap::ArcSwap;
+
 use crate::quotes::{QuotesClient, QuotesSettings};
 use crate::store::{MockAccountStore, MockOutbox, OutboxEntry};
 
@@ -58,7 +60,7 @@ fn harness(accounts: MockAccountStore, messaging: MockMessaging, outbox: MockOut
         state: AppState {
             accounts: Arc::new(accounts),
             outbox,
-            quotes: Arc::new(quotes),
+            quotes: Arc::new(ArcSwap::from_pointee(quotes)),
             notifier: Arc::new(notifier),
             is_vip: Arc::new(|id| id == "10000"),
             broker,

@@ -29,6 +29,7 @@ pub struct TestConfig {
     pub bus: String,
     pub amqp_url: String,
     pub vip_account_ids: Vec<String>,
+    pub quotes_url: String,
     pub outage_wait_ms: u64,
     pub publish_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
@@ -42,6 +43,7 @@ impl TestConfig {
             bus: unique("springCloudBus"),
             amqp_url: amqp_url(),
             vip_account_ids: vec!["10000".into()],
+            quotes_url: "http://127.0.0.1:9/api/quote".into(),
             outage_wait_ms: 2_000,
             publish_timeout_ms: 3_000,
             shutdown_grace_ms: 3_000,
@@ -75,7 +77,7 @@ amqp:
 vip_account_ids: {vips}
 vip_queue: {queue}
 quotes:
-  url: http://127.0.0.1:9/api/quote
+  url: {quotes}
   timeout_ms: 100
 store:
   path: {store}
@@ -87,6 +89,7 @@ notifications:
             bus = self.bus,
             outage = self.outage_wait_ms,
             queue = self.queue,
+            quotes = self.quotes_url,
             store = dir.join("accounts.redb").display(),
             publish = self.publish_timeout_ms,
             grace = self.shutdown_grace_ms,
@@ -173,10 +176,15 @@ impl TestApp {
         self.config
     }
 
-    /// Rewrites the config repo with `ids` as VIPs and refreshes through the bus, as a config
-    /// server's `/actuator/busrefresh` does; returns once the service applied it.
+    /// Rewrites the config repo with `ids` as VIPs and refreshes through the bus.
     pub async fn refresh_vip_account_ids(&mut self, ids: &[&str]) {
         self.config.vip_account_ids = ids.iter().map(|&id| id.to_owned()).collect();
+        self.refresh().await;
+    }
+
+    /// Rewrites the config repo from `self.config` and refreshes through the bus, as a config
+    /// server's `/actuator/busrefresh` does; returns once the service applied it.
+    pub async fn refresh(&mut self) {
         self.config.write();
         let client = AmqpMessaging::connect(MessagingSettings::new(amqp_url(), "it-bus"))
             .await

@@ -166,6 +166,10 @@ impl Bench {
         println!("start_to_health_ms {}", spawned.elapsed().as_millis());
         sleep(Duration::from_secs(2)).await;
         println!("idle_rss_kb {}", vip.status_kb("VmRSS")?);
+        // What the resident pages are: heap and stacks, or the mapped binary and libraries.
+        println!("idle_rss_anon_kb {}", vip.status_kb("RssAnon")?);
+        println!("idle_rss_file_kb {}", vip.status_kb("RssFile")?);
+        println!("idle_threads {}", vip.status_kb("Threads")?);
         running.take().expect("running").stop().await;
 
         // 2. Drain.
@@ -187,6 +191,7 @@ impl Bench {
         let vip = running.insert(self.spawn("drain").await?);
         vip.wait_offers(args.count).await?;
         println!("drain_peak_rss_kb {}", vip.status_kb("VmHWM")?);
+        println!("drain_rss_anon_kb {}", vip.status_kb("RssAnon")?);
 
         // 3. Paced.
         let paced = if args.rate > 0 {
@@ -441,14 +446,20 @@ impl Vip {
         }
     }
 
-    /// A `kB` figure of `/proc/<pid>/status`.
+    /// A figure of `/proc/<pid>/status` (in kB for sizes).
     fn status_kb(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
         status
             .lines()
             .find_map(|line| {
                 let value = line.strip_prefix(field)?.strip_prefix(':')?;
-                value.trim().strip_suffix("kB")?.trim().parse().ok()
+                let value = value.trim();
+                value
+                    .strip_suffix("kB")
+                    .unwrap_or(value)
+                    .trim()
+                    .parse()
+                    .ok()
             })
             .with_context(|| format!("no {field} in /proc/{}/status", self.pid))
     }

@@ -12,7 +12,7 @@
 #
 # The peak is reset between phases by writing 5 to /proc/<pid>/clear_refs.
 #
-#   scripts/bench-memory.sh [BIN_DIR]        # env: DURATION (15s), EXTRA_ENV ("K=V ...")
+#   scripts/bench-memory.sh [BIN_DIR]   # env: DURATION (15s), EXTRA_ENV ("K=V ..."), AMQP_URL
 set -euo pipefail
 
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
@@ -32,7 +32,7 @@ trap cleanup EXIT
 
 cp -r "$root/config-repo" "$work/repo"
 cat >"$work/repo/application-membench.yml" <<EOF
-amqp_server_url: amqp://guest:guest@127.0.0.1:5672/%2f
+amqp_server_url: ${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 quotes:
   url: http://127.0.0.1:1/api/quote?strength=4
 log_level: warn

@@ -22,6 +22,11 @@ const OFFERS_KEY: &str = "offers";
 const NO_OFFERS_KEY: &str = "no_offers";
 const DUPLICATES_KEY: &str = "duplicates";
 
+/// redb's page cache. Its default (1 GiB) grows the process with the file: every decision is
+/// kept, so a long drain of `vip_queue` would keep tens of MB of pages resident. Writes touch
+/// the newest pages and reads one account's range; a few MiB hold both.
+const CACHE_BYTES: usize = 4 << 20;
+
 /// The VIP offer database. Queries may run from any thread; writes go through
 /// [`super::OfferWriter`].
 #[derive(Debug)]
@@ -35,10 +40,13 @@ impl OfferDb {
     /// Opens the database at `path`, creating the file and its tables if needed.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OfferError> {
         let path = path.as_ref().to_path_buf();
-        let db = Database::create(&path).map_err(|source| OfferError::Open {
-            path: path.clone(),
-            source: Box::new(source),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|source| OfferError::Open {
+                path: path.clone(),
+                source: Box::new(source),
+            })?;
         let offer_db = Self {
             db,
             path,

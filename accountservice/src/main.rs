@@ -4,8 +4,11 @@ use accountservice::app::Application;
 use anyhow::Context;
 use common::bootstrap::{Launch, shutdown_signal};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    common::bootstrap::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let launch = Launch::from_command_line("accountservice", env!("CARGO_PKG_VERSION"));
     let app = Application::build(launch)
         .await

@@ -4,8 +4,11 @@ use common::bootstrap::{Launch, Service, shutdown_signal};
 use vipservice::App;
 use vipservice::settings::VipSettings;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    common::bootstrap::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let launch = Launch::from_command_line("vipservice", env!("CARGO_PKG_VERSION"));
     let mut service = Service::<VipSettings>::start(launch).await?;
     let app = App::start(&service).await?;

@@ -21,6 +21,7 @@ mod http;
 mod info;
 mod logging;
 mod redacted;
+mod runtime;
 mod settings;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use self::bus::BusListener;
 pub use self::http::{metrics_handle, served_by, shutdown_signal};
 use self::info::Info;
 pub use self::redacted::redacted_json;
+pub use self::runtime::{MAX_BLOCKING_THREADS, runtime};
 pub use self::settings::{AmqpTuning, CoreSettings, ServiceSettings};
 use crate::config::{
     BusId, ConfigArgs, ConfigError, EnvVars, Refreshable, Settings, SettingsLoader, Snapshot,

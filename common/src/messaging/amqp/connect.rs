@@ -18,6 +18,13 @@ use crate::redact::redact_url;
 /// Heartbeat used unless the URL asks for another: a dead peer is noticed within ~2× this.
 const DEFAULT_HEARTBEAT_SECS: u16 = 10;
 
+/// Largest frame offered to the broker unless the URL asks for another (`?frame_max=`).
+/// lapin keeps a send and a receive ring buffer of 32 frames each for the connection's life;
+/// at RabbitMQ's default of 128 KiB that is 2 × 4 MiB, resident once the rings have wrapped,
+/// about half of an idle service. Our notifications are a few hundred bytes, and a larger
+/// body is only split into more frames, so 16 KiB (2 × 512 KiB) changes nothing else.
+const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
+
 /// A validated broker address.
 #[derive(Clone)]
 pub(super) struct BrokerAddress {
@@ -49,6 +56,7 @@ impl BrokerAddress {
             ));
         }
         uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECS);
+        uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
         Ok(Self { uri, redacted })
     }
 
@@ -218,5 +226,13 @@ mod tests {
         let chosen = BrokerAddress::parse("amqp://127.0.0.1/%2f?heartbeat=30").expect("valid");
         assert_eq!(chosen.uri.query.heartbeat, Some(30));
         assert_eq!(default.redacted, "amqp://guest:***@127.0.0.1:5672/%2f");
+    }
+
+    #[test]
+    fn a_small_frame_max_is_offered_unless_the_url_has_one() {
+        let default = BrokerAddress::parse("amqp://127.0.0.1/%2f").expect("valid");
+        assert_eq!(default.uri.query.frame_max, Some(DEFAULT_FRAME_MAX));
+        let chosen = BrokerAddress::parse("amqp://127.0.0.1/%2f?frame_max=131072").expect("valid");
+        assert_eq!(chosen.uri.query.frame_max, Some(131_072));
     }
 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Memory of both services, idle and under load (issues 4 and 5), in one invocation:
+# starts vipservice and accountservice from BIN_DIR (default: the release build) with a
+# throw-away config repo and stores, a unique vip_queue and quotes-service absent, then prints
+# VmRSS / VmHWM (from /proc/<pid>/status, in kB) at these points:
+#
+#   idle         10 s after both answer /health
+#   non-VIP      peak during `wrk -t2 -c50 -d15s` on /accounts/10001
+#   VIP          peak during `wrk -t2 -c50 -d15s` on /accounts/10000 and the 10 s after it,
+#                vipservice draining vip_queue all along
+#   idle after   RSS 10 s after that
+#
+# The peak is reset between phases by writing 5 to /proc/<pid>/clear_refs.
+#
+#   scripts/bench-memory.sh [BIN_DIR]   # env: DURATION (15s), EXTRA_ENV ("K=V ..."), AMQP_URL
+set -euo pipefail
+
+root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
+bin="${1:-${CARGO_TARGET_DIR:-$root/target}/release}"
+duration="${DURATION:-15s}"
+queue="vip_queue.membench$$"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
+  rabbitmqctl -q delete_queue "$queue.dlq" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cp -r "$root/config-repo" "$work/repo"
+cat >"$work/repo/application-membench.yml" <<EOF
+amqp_server_url: ${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+quotes:
+  url: http://127.0.0.1:1/api/quote?strength=4
+log_level: warn
+EOF
+printf 'server_port: 16767\nserver_name: accountservice membench\nvip_queue: %s\nstore:\n  path: %s\n' \
+  "$queue" "$work/account.redb" >"$work/repo/accountservice-membench.yml"
+printf 'server_port: 16868\nserver_name: vipservice membench\nvip_queue: %s\nstore:\n  path: %s\n' \
+  "$queue" "$work/vip.redb" >"$work/repo/vipservice-membench.yml"
+
+field() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$2/status"; }
+reset_peak() { for pid in "$@"; do echo 5 >"/proc/$pid/clear_refs"; done; }
+wait_health() {
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$1/health" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench-memory: nothing healthy on port $1" >&2
+  exit 1
+}
+
+cd "$work"
+# shellcheck disable=SC2086 # EXTRA_ENV is a list of assignments
+env ${EXTRA_ENV:-} "$bin/vipservice" --config-repo repo --profile membench >>"$work/services.log" 2>&1 &
+vip=$!
+pids+=("$vip")
+wait_health 16868
+env ${EXTRA_ENV:-} "$bin/accountservice" --config-repo repo --profile membench >>"$work/services.log" 2>&1 &
+acc=$!
+pids+=("$acc")
+wait_health 16767
+
+sleep 10
+echo "idle: accountservice RSS $(field VmRSS "$acc") kB, vipservice RSS $(field VmRSS "$vip") kB"
+
+reset_peak "$acc" "$vip"
+wrk -t2 -c50 -d"$duration" http://127.0.0.1:16767/accounts/10001 | grep -E "Requests/sec|Non-2xx|errors"
+echo "non-VIP: accountservice peak $(field VmHWM "$acc") kB"
+
+reset_peak "$acc" "$vip"
+wrk -t2 -c50 -d"$duration" http://127.0.0.1:16767/accounts/10000 | grep -E "Requests/sec|Non-2xx|errors"
+sleep 10
+echo "VIP: accountservice peak $(field VmHWM "$acc") kB, vipservice peak $(field VmHWM "$vip") kB"
+
+sleep 10
+echo "idle after: accountservice RSS $(field VmRSS "$acc") kB, vipservice RSS $(field VmRSS "$vip") kB"
+echo "threads: accountservice $(field Threads "$acc"), vipservice $(field Threads "$vip")"

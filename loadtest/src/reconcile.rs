@@ -58,6 +58,8 @@ pub struct OfferFigures {
     pub distinct: u64,
     /// Message ids offered by more than one store.
     pub cross_store_duplicates: u64,
+    /// A few of those message ids, to look up in the logs.
+    pub duplicate_examples: Vec<String>,
     /// `offeredAt - readAt` of each distinct offer, in µs.
     pub end_to_end: Histogram<u64>,
 }
@@ -204,10 +206,18 @@ pub async fn offer_figures(
         }
     }
     let distinct = stores_by_id.len() as u64;
+    let mut duplicate_examples: Vec<String> = stores_by_id
+        .iter()
+        .filter(|&(_, &n)| n > 1)
+        .map(|(id, _)| id.clone())
+        .collect();
+    duplicate_examples.sort();
+    duplicate_examples.truncate(5);
     Ok(OfferFigures {
         total,
         distinct,
         cross_store_duplicates: stores_by_id.values().filter(|&&n| n > 1).count() as u64,
+        duplicate_examples,
         end_to_end,
     })
 }

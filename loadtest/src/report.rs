@@ -50,6 +50,7 @@ pub struct Report {
     pub offers_in_stores: u64,
     pub distinct_offers: u64,
     pub duplicate_offers: u64,
+    pub duplicate_examples: Vec<String>,
     pub drained: bool,
     pub drain_seconds: f64,
     /// accepted VIP reads − (distinct offers + outbox + dead-lettered notifications)
@@ -111,7 +112,14 @@ impl Report {
                 "offers in stores / distinct",
                 format!("{} / {}", self.offers_in_stores, self.distinct_offers),
             ),
-            ("duplicate offers", self.duplicate_offers.to_string()),
+            (
+                "duplicate offers",
+                format!(
+                    "{} {}",
+                    self.duplicate_offers,
+                    self.duplicate_examples.join(" ")
+                ),
+            ),
             (
                 "drained",
                 format!("{} after {:.1} s", self.drained, self.drain_seconds),

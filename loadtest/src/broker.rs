@@ -1,4 +1,5 @@
-//! The broker seen from outside: queue depths, and garbage injected straight into a queue.
+//! The broker seen from outside: queue depths, garbage injected straight into a queue, and
+//! cleanup. Reconnects when the broker went away (the broker-restart scenario).
 
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
@@ -6,16 +7,23 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::Error;
 
 pub struct Broker {
+    url: String,
+    link: Mutex<Link>,
+}
+
+/// One connection and its confirm-mode publishing channel.
+struct Link {
     connection: Connection,
     publisher: Channel,
 }
 
-impl Broker {
-    pub async fn connect(url: &str) -> Result<Self, Error> {
+impl Link {
+    async fn open(url: &str) -> Result<Self, Error> {
         let connection = Connection::connect(url, ConnectionProperties::default()).await?;
         let publisher = connection.create_channel().await?;
         publisher
@@ -26,11 +34,29 @@ impl Broker {
             publisher,
         })
     }
+}
+
+impl Broker {
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Ok(Self {
+            url: url.to_owned(),
+            link: Mutex::new(Link::open(url).await?),
+        })
+    }
+
+    /// The link, reopened first if the connection or the publishing channel was lost.
+    async fn link(&self) -> Result<MutexGuard<'_, Link>, Error> {
+        let mut link = self.link.lock().await;
+        if !(link.connection.status().connected() && link.publisher.status().connected()) {
+            *link = Link::open(&self.url).await?;
+        }
+        Ok(link)
+    }
 
     /// Messages ready in `queue` (not counting unacked ones), `None` if it does not exist.
     pub async fn depth(&self, queue: &str) -> Result<Option<u32>, Error> {
         // A failed passive declare closes its channel: use a fresh one each time.
-        let channel = self.connection.create_channel().await?;
+        let channel = self.link().await?.connection.create_channel().await?;
         let options = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
@@ -48,7 +74,8 @@ impl Broker {
 
     /// Publishes `body` to `queue` through the default exchange, persistent, with a confirm.
     pub async fn inject(&self, queue: &str, body: &[u8], message_id: &str) -> Result<(), Error> {
-        self.publisher
+        let link = self.link().await?;
+        link.publisher
             .basic_publish(
                 "".into(),
                 queue.into(),
@@ -65,7 +92,7 @@ impl Broker {
 
     /// Deletes `queue`, `queue.dlq`, the exchange `queue.dlx` and `bus` (missing ones are fine).
     pub async fn delete(&self, queue: &str, bus: Option<&str>) -> Result<(), Error> {
-        let channel = self.connection.create_channel().await?;
+        let channel = self.link().await?.connection.create_channel().await?;
         for q in [queue.to_owned(), format!("{queue}.dlq")] {
             channel
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())

@@ -6,6 +6,8 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use common::messaging::{LinkStatus, Messaging, MessagingError, OutgoingMessage, QueueSpec};
 use common::notification::MESSAGE_TYPE;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -76,8 +78,10 @@ impl Relay {
         }
     }
 
-    /// Publishes every pending entry in order, removing each batch once confirmed (one
-    /// transaction per batch, not per entry). Returns how many.
+    /// Publishes every pending entry, oldest batch first, removing each batch once confirmed
+    /// (one transaction per batch, not per entry). A batch's publishes are issued in order
+    /// with their confirms outstanding together: one confirm round trip per batch, not per
+    /// entry. Returns how many.
     async fn drain(&self) -> Result<usize, DrainError> {
         let mut published = 0;
         loop {
@@ -85,24 +89,36 @@ impl Relay {
             if batch.is_empty() {
                 return Ok(published);
             }
-            let mut done = Vec::with_capacity(batch.len());
+            let mut in_flight: FuturesOrdered<_> = batch
+                .into_iter()
+                .map(|entry| async move {
+                    let message = OutgoingMessage {
+                        kind: MESSAGE_TYPE.to_owned(),
+                        message_id: entry.message_id,
+                        body: entry.body.into(),
+                    };
+                    let message_id = message.message_id.clone();
+                    self.messaging
+                        .publish_on_queue(&self.queue, message)
+                        .await
+                        .map(|()| message_id)
+                })
+                .collect();
+            let mut done = Vec::with_capacity(in_flight.len());
             let mut failure = None;
-            for entry in batch {
-                let message = OutgoingMessage {
-                    kind: MESSAGE_TYPE.to_owned(),
-                    message_id: entry.message_id,
-                    body: entry.body.into(),
-                };
-                let message_id = message.message_id.clone();
-                if let Err(error) = self.messaging.publish_on_queue(&self.queue, message).await {
-                    failure = Some(error);
-                    break;
+            while let Some(result) = in_flight.next().await {
+                match result {
+                    Ok(message_id) => {
+                        metrics::counter!(metric::PUBLISHED).increment(1);
+                        done.push(message_id);
+                    }
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
                 }
-                metrics::counter!(metric::PUBLISHED).increment(1);
-                done.push(message_id);
             }
             published += done.len();
-            // What was confirmed leaves the outbox even when a later entry failed.
+            // What was confirmed leaves the outbox even when another entry failed.
             with_outbox(&self.outbox, move |outbox| outbox.remove(&done)).await?;
             if let Some(error) = failure {
                 return Err(error.into());

@@ -1,0 +1,22 @@
+//! What can stop a load test.
+
+/// Errors of the load generator and its reconciliation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad argument {arg}: {reason}")]
+    BadArgument { arg: &'static str, reason: String },
+    #[error("HTTP request to {url} failed: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url} answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("metric {name} is missing from {url}")]
+    MissingMetric { name: &'static str, url: String },
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("cannot build the latency histogram: {0}")]
+    Histogram(#[from] hdrhistogram::CreationError),
+}

@@ -1,0 +1,225 @@
+//! Driving accountservice: workers issuing reads for a sequence of phases, a progress line a
+//! second, and the counts and latencies they leave.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::time::MissedTickBehavior;
+
+use crate::error::Error;
+use crate::ids::IdRange;
+
+/// A stretch of the load with one VIP share: `SECONDS:VIP_FRACTION`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    pub seconds: f64,
+    pub vip_fraction: f64,
+}
+
+impl FromStr for Phase {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| Error::BadArgument {
+            arg: "--phase",
+            reason: format!("{s:?}: {reason}"),
+        };
+        let (seconds, fraction) = s
+            .split_once(':')
+            .ok_or_else(|| bad("not SECONDS:FRACTION"))?;
+        let seconds: f64 = seconds.parse().map_err(|_| bad("seconds not a number"))?;
+        let vip_fraction: f64 = fraction.parse().map_err(|_| bad("fraction not a number"))?;
+        if !(seconds > 0.0 && (0.0..=1.0).contains(&vip_fraction)) {
+            return Err(bad("seconds must be > 0 and the fraction within 0..=1"));
+        }
+        Ok(Self {
+            seconds,
+            vip_fraction,
+        })
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub base_url: String,
+    pub phases: Vec<Phase>,
+    pub concurrency: usize,
+    /// Requests per second over all workers; `None`: as fast as answers come.
+    pub rate: Option<f64>,
+    pub vip_ids: IdRange,
+    pub other_ids: IdRange,
+}
+
+impl Plan {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.phases.iter().map(|p| p.seconds).sum())
+    }
+
+    /// The VIP share at `elapsed`, `None` once every phase is over.
+    fn vip_fraction_at(&self, elapsed: Duration) -> Option<f64> {
+        let mut end = 0.0;
+        for phase in &self.phases {
+            end += phase.seconds;
+            if elapsed.as_secs_f64() < end {
+                return Some(phase.vip_fraction);
+            }
+        }
+        None
+    }
+}
+
+/// Counters shared by the workers, read by the progress line.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sequence: AtomicU64,
+    pub ok: AtomicU64,
+    pub http_errors: AtomicU64,
+    pub transport_errors: AtomicU64,
+    pub vip_ok: AtomicU64,
+    pub vip_failed: AtomicU64,
+}
+
+/// Whether request number `i` is a VIP read at share `f`: exactly `f` of any long run.
+fn is_vip(i: u64, f: f64) -> bool {
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+    let step = |n: u64| (n as f64 * f).floor() as u64;
+    step(i + 1) > step(i)
+}
+
+/// Runs the plan; returns the merged latency histogram (µs) of the 200 answers.
+pub async fn run(plan: Arc<Plan>, counters: Arc<Counters>) -> Result<Histogram<u64>, Error> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(plan.concurrency)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|source| Error::Http {
+            url: plan.base_url.clone(),
+            source,
+        })?;
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..plan.concurrency {
+        workers.spawn(worker(
+            Arc::clone(&plan),
+            Arc::clone(&counters),
+            client.clone(),
+            started,
+        ));
+    }
+    let mut merged = new_histogram()?;
+    while let Some(joined) = workers.join_next().await {
+        // A worker only ends by returning its histogram; a panic is a bug worth surfacing.
+        let histogram = joined.map_err(|e| Error::BadArgument {
+            arg: "worker",
+            reason: e.to_string(),
+        })??;
+        merged.add(&histogram).map_err(|e| Error::BadArgument {
+            arg: "histogram",
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(merged)
+}
+
+pub fn new_histogram() -> Result<Histogram<u64>, Error> {
+    // 1 µs to 10 min, 3 significant digits.
+    Ok(Histogram::new_with_bounds(1, 600_000_000, 3)?)
+}
+
+async fn worker(
+    plan: Arc<Plan>,
+    counters: Arc<Counters>,
+    client: reqwest::Client,
+    started: Instant,
+) -> Result<Histogram<u64>, Error> {
+    let mut histogram = new_histogram()?;
+    let mut pacer = plan.rate.map(|rate| {
+        #[allow(clippy::cast_precision_loss)]
+        let period = Duration::from_secs_f64(plan.concurrency as f64 / rate);
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        interval
+    });
+    loop {
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.tick().await;
+        }
+        let Some(fraction) = plan.vip_fraction_at(started.elapsed()) else {
+            return Ok(histogram);
+        };
+        let i = counters.sequence.fetch_add(1, Relaxed);
+        let vip = is_vip(i, fraction);
+        let id = if vip {
+            plan.vip_ids.nth(i)
+        } else {
+            plan.other_ids.nth(i)
+        };
+        let url = format!("{}/accounts/{id}", plan.base_url);
+        let sent = Instant::now();
+        let answer = match client.get(&url).send().await {
+            Ok(response) => {
+                let status = response.status();
+                response.bytes().await.map(|_| status)
+            }
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(status) if status.as_u16() == 200 => {
+                let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                histogram.saturating_record(micros.max(1));
+                counters.ok.fetch_add(1, Relaxed);
+                if vip {
+                    counters.vip_ok.fetch_add(1, Relaxed);
+                }
+            }
+            Ok(_) => {
+                counters.http_errors.fetch_add(1, Relaxed);
+                if vip {
+                    counters.vip_failed.fetch_add(1, Relaxed);
+                }
+            }
+            Err(_) => {
+                counters.transport_errors.fetch_add(1, Relaxed);
+                if vip {
+                    counters.vip_failed.fetch_add(1, Relaxed);
+                }
+                // The service may be restarting: do not spin on refused connections.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vip_share_is_exact_over_a_run() {
+        assert_eq!((0..1000).filter(|&i| is_vip(i, 0.1)).count(), 100);
+        assert_eq!((0..1000).filter(|&i| is_vip(i, 1.0)).count(), 1000);
+        assert_eq!((0..1000).filter(|&i| is_vip(i, 0.0)).count(), 0);
+    }
+
+    #[test]
+    fn phases_parse_and_follow_each_other() {
+        let plan = Plan {
+            base_url: String::new(),
+            phases: vec!["2:0.1".parse().unwrap(), "3:1".parse().unwrap()],
+            concurrency: 1,
+            rate: None,
+            vip_ids: "1-2".parse().unwrap(),
+            other_ids: "3-4".parse().unwrap(),
+        };
+        assert_eq!(plan.duration(), Duration::from_secs(5));
+        assert_eq!(plan.vip_fraction_at(Duration::from_secs(1)), Some(0.1));
+        assert_eq!(plan.vip_fraction_at(Duration::from_secs(4)), Some(1.0));
+        assert_eq!(plan.vip_fraction_at(Duration::from_secs(5)), None);
+        assert!("5".parse::<Phase>().is_err());
+        assert!("5:2".parse::<Phase>().is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! goblog-rs end-to-end load test: drives accountservice, then reconciles every accepted VIP
+//! read against vipservice's offers, the outbox and the dead-letter queue.
+
+mod broker;
+mod error;
+mod ids;
+mod load;
+mod prom;
+mod reconcile;
+mod report;
+mod rss;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::broker::Broker;
+use crate::error::Error;
+use crate::ids::IdRange;
+use crate::load::{Counters, Phase, Plan};
+use crate::reconcile::Targets;
+use crate::report::{Quantiles, Report};
+use crate::rss::{PeakRss, Watched};
+
+#[derive(Debug, Parser)]
+#[command(about = "Load accountservice and account for every VIP notification")]
+struct Args {
+    /// Name printed in the report.
+    #[arg(long, default_value = "adhoc")]
+    scenario: String,
+    /// accountservice base URL.
+    #[arg(long, default_value = "http://127.0.0.1:6767")]
+    account_url: String,
+    /// vipservice replicas' base URLs (repeat).
+    #[arg(long = "vip-url", default_values_t = ["http://127.0.0.1:6868".to_owned()])]
+    vip_urls: Vec<String>,
+    /// Load phases, `SECONDS:VIP_FRACTION`, run in order (repeat).
+    #[arg(long = "phase", default_values_t = ["20:0.1".to_owned()])]
+    phases: Vec<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Total requests per second (default: as fast as answers come).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// VIP account ids (must match accountservice's `vip_account_ids`).
+    #[arg(long, default_value = "10000-10049")]
+    vip_ids: String,
+    /// Account ids read as non-VIP.
+    #[arg(long, default_value = "10050-10099")]
+    other_ids: String,
+    /// The broker, to watch the queue and inject poison.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
+    /// The VIP work queue (its dead-letter queue is `<queue>.dlq`).
+    #[arg(long, default_value = "vip_queue")]
+    vip_queue: String,
+    /// Share of the queue's messages injected as garbage straight into it (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    poison_fraction: f64,
+    /// How long to wait after the load for the outbox and the queue to drain.
+    #[arg(long, default_value_t = 60)]
+    drain_seconds: u64,
+    /// `NAME=PIDFILE` of a service whose peak RSS to report (repeat); re-read every second.
+    #[arg(long = "pid-file", value_parser = rss::parse_watched)]
+    pid_files: Vec<Watched>,
+    /// Duplicate offers (one message id offered by two replica stores) tolerated before the
+    /// exit status says failure: a replica killed between its commit and its ack has those
+    /// deliveries redelivered to another replica, at most its prefetch window.
+    #[arg(long, default_value_t = 0)]
+    allowed_duplicate_offers: u64,
+    /// Instead of a load test: delete the queue, its `.dlq` and `.dlx`, and `--bus-exchange`.
+    #[arg(long)]
+    cleanup: bool,
+    /// The services' Spring Cloud Bus exchange, deleted by `--cleanup`.
+    #[arg(long)]
+    bus_exchange: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let allowed_duplicates = args.allowed_duplicate_offers;
+    match run(args).await {
+        Ok(None) => std::process::ExitCode::SUCCESS,
+        Ok(Some(report)) => {
+            report.print_table();
+            match report.json_line() {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("cannot print the JSON line: {e}"),
+            }
+            if report.lost == 0 && report.duplicate_offers <= allowed_duplicates && report.drained {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<Option<Report>, Error> {
+    let phases = args
+        .phases
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<Vec<Phase>, _>>()?;
+    if args.concurrency == 0 || !(0.0..1.0).contains(&args.poison_fraction) {
+        return Err(Error::BadArgument {
+            arg: "--concurrency/--poison-fraction",
+            reason: "concurrency must be ≥ 1 and the poison fraction within 0..1".into(),
+        });
+    }
+    let vip_ids: IdRange = args.vip_ids.parse()?;
+    let plan = Arc::new(Plan {
+        base_url: args.account_url.clone(),
+        phases,
+        concurrency: args.concurrency,
+        rate: args.rate,
+        vip_ids,
+        other_ids: args.other_ids.parse()?,
+    });
+    let targets = Targets {
+        account_url: args.account_url.clone(),
+        vip_urls: args.vip_urls.clone(),
+        vip_queue: args.vip_queue.clone(),
+        vip_ids,
+    };
+    let broker = Arc::new(Broker::connect(&args.amqp_url).await?);
+    if args.cleanup {
+        broker
+            .delete(&args.vip_queue, args.bus_exchange.as_deref())
+            .await?;
+        return Ok(None);
+    }
+    println!(
+        "loadtest {}: {:.0} s, {} connections, rate {}",
+        args.scenario,
+        plan.duration().as_secs_f64(),
+        plan.concurrency,
+        plan.rate
+            .map_or("unbounded".to_owned(), |r| format!("{r:.0}/s")),
+    );
+    let counters = Arc::new(Counters::default());
+    let rss = Arc::new(std::sync::Mutex::new(PeakRss::default()));
+
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(load::run(Arc::clone(&plan), Arc::clone(&counters)));
+    let side = tokio::spawn(side_tasks(
+        Arc::clone(&counters),
+        Arc::clone(&broker),
+        args.vip_queue.clone(),
+        args.poison_fraction,
+        args.pid_files.clone(),
+        Arc::clone(&rss),
+        Arc::clone(&stop),
+    ));
+    let histogram = load.await.map_err(|e| Error::BadArgument {
+        arg: "load",
+        reason: e.to_string(),
+    })??;
+    let elapsed = started.elapsed();
+    // Stopped between injections, never during one: an injection cut short after the broker
+    // took it would be in the queue without being counted.
+    stop.store(true, Relaxed);
+    let injected = side.await.unwrap_or_else(|_| POISON.load(Relaxed));
+
+    let client = reqwest::Client::new();
+    let (drained, drain_time) = reconcile::wait_drained(
+        &client,
+        &broker,
+        &targets,
+        Duration::from_secs(args.drain_seconds),
+    )
+    .await;
+    let account = reconcile::account_figures(&client, &targets).await?;
+    let vip = reconcile::vip_figures(&client, &targets).await?;
+    let offers = reconcile::offer_figures(&client, &targets).await?;
+    let dlq = u64::from(
+        broker
+            .depth(&format!("{}.dlq", args.vip_queue))
+            .await?
+            .unwrap_or(0),
+    );
+    let peak_rss_kb = match rss.lock() {
+        Ok(mut peak) => {
+            peak.sample(&args.pid_files);
+            std::mem::take(&mut peak.kb)
+        }
+        Err(_) => Default::default(),
+    };
+
+    let vip_ok = counters.vip_ok.load(Relaxed);
+    #[allow(clippy::cast_possible_truncation)]
+    let outbox = account.outbox as i64;
+    let dead_lettered_notifications = as_i64(dlq) - as_i64(injected);
+    let lost = as_i64(vip_ok) - (as_i64(offers.distinct) + outbox + dead_lettered_notifications);
+    let ok = counters.ok.load(Relaxed);
+    Ok(Some(Report {
+        scenario: args.scenario,
+        seconds: elapsed.as_secs_f64(),
+        concurrency: args.concurrency,
+        requests_ok: ok,
+        http_errors: counters.http_errors.load(Relaxed),
+        transport_errors: counters.transport_errors.load(Relaxed),
+        #[allow(clippy::cast_precision_loss)]
+        req_per_s: ok as f64 / elapsed.as_secs_f64(),
+        latency: Quantiles::of(&histogram),
+        vip_reads_ok: vip_ok,
+        vip_reads_failed: counters.vip_failed.load(Relaxed),
+        published_since_start: account.published,
+        publish_failed_since_start: account.failed,
+        buffered_since_start: account.buffered,
+        outbox: account.outbox,
+        consumed_since_start: vip.consumed,
+        offers_made_since_start: vip.offers_made,
+        duplicates_dropped_since_start: vip.duplicates_dropped,
+        dead_lettered_since_start: vip.dead_lettered,
+        dlq_depth: dlq,
+        poison_injected: injected,
+        offers_in_stores: offers.total,
+        distinct_offers: offers.distinct,
+        duplicate_offers: offers.cross_store_duplicates,
+        duplicate_examples: offers.duplicate_examples,
+        drained,
+        drain_seconds: drain_time.as_secs_f64(),
+        lost,
+        end_to_end: Quantiles::of(&offers.end_to_end),
+        peak_rss_kb,
+    }))
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Garbage injected so far.
+static POISON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Every 100 ms: inject poison to keep its share of the queue's messages; every second: a
+/// progress line and an RSS sample. Runs until `stop`; returns the garbage injected.
+async fn side_tasks(
+    counters: Arc<Counters>,
+    broker: Arc<Broker>,
+    queue: String,
+    poison_fraction: f64,
+    watched: Vec<Watched>,
+    rss: Arc<std::sync::Mutex<PeakRss>>,
+    stop: Arc<AtomicBool>,
+) -> u64 {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut last_ok = 0;
+    let mut n = 0u64;
+    let mut next_progress = 10;
+    while !stop.load(Relaxed) {
+        tick.tick().await;
+        n += 1;
+        if poison_fraction > 0.0 {
+            let vip_ok = counters.vip_ok.load(Relaxed);
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let target = (vip_ok as f64 * poison_fraction / (1.0 - poison_fraction)) as u64;
+            while POISON.load(Relaxed) < target {
+                let i = POISON.load(Relaxed);
+                match broker
+                    .inject(&queue, b"{poison", &format!("poison-{i}"))
+                    .await
+                {
+                    Ok(()) => {
+                        POISON.fetch_add(1, Relaxed);
+                    }
+                    Err(e) => {
+                        eprintln!("cannot inject poison: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        if n == next_progress {
+            next_progress += 10; // ticks of 100 ms
+            let ok = counters.ok.load(Relaxed);
+            println!(
+                "[{:>4.0}s] {:>6} req/s  ok {:>8}  err {}/{}  vip ok {:>7}  poison {}",
+                started.elapsed().as_secs_f64(),
+                ok - last_ok,
+                ok,
+                counters.http_errors.load(Relaxed),
+                counters.transport_errors.load(Relaxed),
+                counters.vip_ok.load(Relaxed),
+                POISON.load(Relaxed),
+            );
+            last_ok = ok;
+            if let Ok(mut peak) = rss.lock() {
+                peak.sample(&watched);
+            }
+        }
+    }
+    POISON.load(Relaxed)
+}

@@ -1,0 +1,158 @@
+//! The figures of one run: a human table and one JSON line.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency quantiles in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Quantiles {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Quantiles {
+    #[allow(clippy::cast_precision_loss)]
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seconds: f64,
+    pub concurrency: usize,
+    pub requests_ok: u64,
+    pub http_errors: u64,
+    pub transport_errors: u64,
+    pub req_per_s: f64,
+    pub latency: Quantiles,
+    pub vip_reads_ok: u64,
+    pub vip_reads_failed: u64,
+    pub published_since_start: f64,
+    pub publish_failed_since_start: f64,
+    pub buffered_since_start: f64,
+    pub outbox: f64,
+    pub consumed_since_start: f64,
+    pub offers_made_since_start: f64,
+    pub duplicates_dropped_since_start: f64,
+    pub dead_lettered_since_start: f64,
+    pub dlq_depth: u64,
+    pub poison_injected: u64,
+    pub offers_in_stores: u64,
+    pub distinct_offers: u64,
+    pub duplicate_offers: u64,
+    pub duplicate_examples: Vec<String>,
+    pub drained: bool,
+    pub drain_seconds: f64,
+    /// accepted VIP reads − (distinct offers + outbox + dead-lettered notifications)
+    pub lost: i64,
+    pub end_to_end: Quantiles,
+    pub peak_rss_kb: BTreeMap<String, u64>,
+}
+
+impl Report {
+    pub fn print_table(&self) {
+        let rows: Vec<(&str, String)> = vec![
+            ("scenario", self.scenario.clone()),
+            (
+                "load",
+                format!("{:.0} s, {} connections", self.seconds, self.concurrency),
+            ),
+            ("requests 200", self.requests_ok.to_string()),
+            (
+                "errors (HTTP / transport)",
+                format!("{} / {}", self.http_errors, self.transport_errors),
+            ),
+            ("req/s", format!("{:.0}", self.req_per_s)),
+            (
+                "latency p50 / p99 / max",
+                format!(
+                    "{:.2} / {:.2} / {:.2} ms",
+                    self.latency.p50_ms, self.latency.p99_ms, self.latency.max_ms
+                ),
+            ),
+            (
+                "VIP reads 200 / failed",
+                format!("{} / {}", self.vip_reads_ok, self.vip_reads_failed),
+            ),
+            (
+                "published / failed / buffered (since start)",
+                format!(
+                    "{} / {} / {}",
+                    self.published_since_start,
+                    self.publish_failed_since_start,
+                    self.buffered_since_start
+                ),
+            ),
+            ("outbox now", self.outbox.to_string()),
+            (
+                "consumed / offers / dups dropped / DLQ'd (since start)",
+                format!(
+                    "{} / {} / {} / {}",
+                    self.consumed_since_start,
+                    self.offers_made_since_start,
+                    self.duplicates_dropped_since_start,
+                    self.dead_lettered_since_start
+                ),
+            ),
+            (
+                "DLQ depth / poison injected",
+                format!("{} / {}", self.dlq_depth, self.poison_injected),
+            ),
+            (
+                "offers in stores / distinct",
+                format!("{} / {}", self.offers_in_stores, self.distinct_offers),
+            ),
+            (
+                "duplicate offers",
+                format!(
+                    "{} {}",
+                    self.duplicate_offers,
+                    self.duplicate_examples.join(" ")
+                ),
+            ),
+            (
+                "drained",
+                format!("{} after {:.1} s", self.drained, self.drain_seconds),
+            ),
+            ("LOST", self.lost.to_string()),
+            (
+                "read → offer p50 / p99 / max",
+                format!(
+                    "{:.1} / {:.1} / {:.1} ms",
+                    self.end_to_end.p50_ms, self.end_to_end.p99_ms, self.end_to_end.max_ms
+                ),
+            ),
+        ];
+        let mut rows = rows;
+        for (name, kb) in &self.peak_rss_kb {
+            rows.push(("peak RSS", format!("{name}: {:.1} MB", kb_to_mb(*kb))));
+        }
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (k, v) in rows {
+            println!("{k:<width$}  {v}");
+        }
+    }
+
+    pub fn json_line(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn kb_to_mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# End-to-end load and fault scenarios (issue 7): starts the system like run-local.sh (release
+# binaries, 1 accountservice + 2 vipservice, `local` profile) on ports of its own, with a
+# unique work queue and bus exchange, VIP accounts 10000-10049 and fresh stores in a temp dir;
+# runs the scenario with the `loadtest` member; stops everything and deletes its queues.
+#
+#   scripts/loadtest.sh steady          [--seconds N]  # N/2 s of 1-in-10 VIP reads, N/2 s VIP-only
+#   scripts/loadtest.sh consumer-crash  [--seconds N]  # SIGKILL vipservice 2 at N/3, restart 5 s later
+#   scripts/loadtest.sh account-sigterm [--seconds N]  # SIGTERM accountservice at N/3, restart 2 s later
+#   scripts/loadtest.sh poison          [--seconds N]  # 1% garbage injected straight into the queue
+#   scripts/loadtest.sh broker-restart  [--seconds N]  # rabbitmqctl stop_app, 5 s, start_app
+#   scripts/loadtest.sh memory-alarm    [--seconds N]  # memory watermark tiny for 5 s, then restored
+#
+# broker-restart and memory-alarm disturb every client of the broker: they run only with
+# ALLOW_BROKER_DISRUPTION=1. Exit status: the loadtest's (non-zero if lost or duplicate offers
+# are non-zero, or the pipeline did not drain). The last line of output is the JSON report.
+#
+# Duplicate offers (a message id offered by both replicas' stores) fail the run, except in
+# consumer-crash up to DUPLICATE_ALLOWANCE (default 200, the prefetch window of the killed
+# replica); the figure is always reported.
+#
+# Environment: CONCURRENCY (32), RATE (unbounded), DRAIN_SECONDS (60), LOG_LEVEL (info),
+# ACCOUNT_PORT (17767),
+# VIP_PORTS ("17868 17869"), AMQP_URL, KEEP_TMP=1 keeps the temp dir (logs, stores).
+#
+# Functions below run through traps and background jobs, which shellcheck cannot follow:
+# shellcheck disable=SC2317
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { echo "usage: $0 steady|consumer-crash|account-sigterm|poison|broker-restart|memory-alarm [--seconds N]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+scenario=$1; shift
+seconds=20
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) [ $# -ge 2 ] || usage; seconds=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+case "$scenario" in
+  steady|consumer-crash|account-sigterm|poison) ;;
+  broker-restart|memory-alarm)
+    [ "${ALLOW_BROKER_DISRUPTION:-}" = 1 ] ||
+      { echo "$scenario stops or blocks the shared broker: set ALLOW_BROKER_DISRUPTION=1" >&2; exit 2; } ;;
+  *) usage ;;
+esac
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+bin=$CARGO_TARGET_DIR/release
+account_port=${ACCOUNT_PORT:-17767}
+read -r -a vip_ports <<<"${VIP_PORTS:-17868 17869}"
+amqp_url=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+queue=loadtest_vip.$suffix
+bus=loadtest_bus.$suffix
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/goblog-loadtest.XXXXXX")
+
+step() { printf '==> %s\n' "$*"; }
+
+# Environment of every service process. Services start as `env ... &` straight from a
+# function, so `$!` is the service's own PID (env execs it), never a subshell's.
+service_env=(GOBLOG_VIP_QUEUE="$queue" GOBLOG_CONFIG_EVENT_BUS="$bus"
+  GOBLOG_AMQP_SERVER_URL="$amqp_url" GOBLOG_LOG_LEVEL="${LOG_LEVEL:-info}")
+
+start_account() {
+  env "${service_env[@]}" GOBLOG_SERVER_PORT="$account_port" GOBLOG_STORE__PATH="$tmp/accountservice.redb" \
+    "$bin/accountservice" --profile local --config-repo "$tmp/config-repo" \
+    >>"$tmp/accountservice.log" 2>&1 &
+  echo $! >"$tmp/accountservice.pid"
+}
+
+# start_vip N (1-based replica number)
+start_vip() {
+  local n=$1 port=${vip_ports[$(($1 - 1))]}
+  env "${service_env[@]}" GOBLOG_SERVER_PORT="$port" GOBLOG_STORE__PATH="$tmp/vipservice-$n.redb" \
+    "$bin/vipservice" --profile local --config-repo "$tmp/config-repo" \
+    >>"$tmp/vipservice-$n.log" 2>&1 &
+  echo $! >"$tmp/vipservice-$n.pid"
+}
+
+pid_of() { cat "$tmp/$1.pid"; }
+
+healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/health")" = 200 ]; }
+wait_healthy() {
+  local deadline=$((SECONDS + 60))
+  until healthy "$1"; do
+    [ $SECONDS -lt $deadline ] || { echo "service on :$1 not healthy after 60 s; see $tmp" >&2; return 1; }
+    sleep 0.2 # poll interval; the deadline bounds the wait
+  done
+}
+
+cleanup() {
+  local status=$?
+  for name in accountservice vipservice-1 vipservice-2; do
+    if [ -f "$tmp/$name.pid" ]; then
+      local pid
+      pid=$(pid_of "$name")
+      kill -TERM "$pid" 2>/dev/null || true
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    fi
+  done
+  [ -z "${fault_pid:-}" ] || kill "$fault_pid" 2>/dev/null || true
+  "$bin/loadtest" --cleanup --amqp-url "$amqp_url" --vip-queue "$queue" --bus-exchange "$bus" ||
+    echo "could not delete $queue (and .dlq/.dlx) and $bus" >&2
+  if [ "${KEEP_TMP:-}" = 1 ] || [ "$status" -ne 0 ]; then
+    echo "logs and stores kept in $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "building release binaries"
+cargo build --release --quiet -p accountservice -p vipservice -p loadtest
+
+step "config: VIP accounts 10000-10049, queue $queue, bus $bus, stores in $tmp"
+cp -r config-repo "$tmp/config-repo"
+{
+  echo "vip_account_ids:"
+  for id in $(seq 10000 10049); do echo "  - \"$id\""; done
+} >>"$tmp/config-repo/accountservice-local.yml"
+
+start_account
+start_vip 1
+start_vip 2
+for port in "$account_port" "${vip_ports[@]}"; do wait_healthy "$port"; done
+step "accountservice :$account_port, vipservice :${vip_ports[0]} and :${vip_ports[1]} healthy"
+
+phases=(--phase "$seconds:1")
+extra=(--allowed-duplicate-offers "${DUPLICATE_ALLOWANCE:-0}")
+fault_at=$((seconds / 3))
+fault() { :; }
+case "$scenario" in
+  steady) phases=(--phase "$((seconds / 2)):0.1" --phase "$((seconds - seconds / 2)):1") ;;
+  poison) extra+=(--poison-fraction 0.01) ;;
+  consumer-crash)
+    # What the killed replica had committed but not acked is redelivered to the other one,
+    # whose store does not know it: at most its prefetch window (amqp.prefetch, 200).
+    extra=(--allowed-duplicate-offers "${DUPLICATE_ALLOWANCE:-200}")
+    fault() {
+      sleep "$fault_at"
+      step "SIGKILL vipservice-2 ($(pid_of vipservice-2))"
+      kill -KILL "$(pid_of vipservice-2)"
+      sleep 5
+      step "restarting vipservice-2"
+      start_vip 2
+    } ;;
+  account-sigterm)
+    fault() {
+      sleep "$fault_at"
+      local pid
+      pid=$(pid_of accountservice)
+      step "SIGTERM accountservice ($pid)"
+      kill -TERM "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+      sleep 2
+      step "restarting accountservice"
+      start_account
+    } ;;
+  broker-restart)
+    fault() {
+      sleep "$fault_at"
+      step "rabbitmqctl stop_app"
+      rabbitmqctl -q stop_app
+      sleep 5
+      step "rabbitmqctl start_app"
+      rabbitmqctl -q start_app
+    } ;;
+  memory-alarm)
+    fault() {
+      sleep "$fault_at"
+      local before
+      before=$(rabbitmqctl -q eval 'vm_memory_monitor:get_vm_memory_high_watermark().')
+      step "memory watermark 0.0000001 (was $before)"
+      rabbitmqctl -q set_vm_memory_high_watermark 0.0000001
+      sleep 5
+      step "memory watermark back to $before"
+      case "$before" in
+        \{absolute,*) rabbitmqctl -q set_vm_memory_high_watermark absolute "$(tr -dc 0-9 <<<"$before")" ;;
+        *) rabbitmqctl -q set_vm_memory_high_watermark "$before" ;;
+      esac
+    } ;;
+esac
+fault &
+fault_pid=$!
+
+status=0
+"$bin/loadtest" --scenario "$scenario" "${phases[@]}" "${extra[@]}" \
+  --account-url "http://127.0.0.1:$account_port" \
+  --vip-url "http://127.0.0.1:${vip_ports[0]}" --vip-url "http://127.0.0.1:${vip_ports[1]}" \
+  --concurrency "${CONCURRENCY:-32}" ${RATE:+--rate "$RATE"} \
+  --amqp-url "$amqp_url" --vip-queue "$queue" --drain-seconds "${DRAIN_SECONDS:-60}" \
+  --pid-file "accountservice=$tmp/accountservice.pid" \
+  --pid-file "vipservice-1=$tmp/vipservice-1.pid" \
+  --pid-file "vipservice-2=$tmp/vipservice-2.pid" || status=$?
+wait "$fault_pid" || true
+fault_pid=
+exit $status

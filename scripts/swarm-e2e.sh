@@ -181,13 +181,16 @@ ok
 
 # "Got a message" lines in one container's log.
 messages_in() { docker logs "$1" 2>&1 | grep -c "Got a message" || true; }
+# A function, so that wait_for polls it afresh (an argument "$(...)" is evaluated only once).
+has_message() { [ "$(messages_in "$1")" -ge 1 ]; }
 # The host port of a vipservice container's 6868 (host mode, ephemeral).
 vip_port() { docker port "$1" 6868/tcp | head -n 1 | sed 's/.*://'; }
-# Distinct notifications consumed by every vipservice task, past and present: a notification's
-# readAt is unique per read, and a redelivered one is the same notification (not a loss).
+# Distinct notifications consumed by every vipservice task, past and present, counted by
+# message_id (accountservice gives each notification one, kept across redeliveries): a
+# redelivered notification is the same one, not a loss. Text or JSON log lines alike.
 distinct_consumed() {
   docker service logs --raw "${STACK}_vipservice" 2>&1 | grep "Got a message" |
-    grep -oE 'readAt[^0-9]*[0-9][^",\\}]*' | sort -u | wc -l
+    grep -oE 'message_id[=":]+[0-9a-fA-F-]+' | sed -E 's/^message_id[=":]+//' | sort -u | wc -l
 }
 queue_depth() {
   docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
@@ -199,7 +202,7 @@ step "curl /accounts/10000 → vipservice got the message, /offers/10000 has it"
 body=$(curl -fsS http://127.0.0.1:6767/accounts/10000) || fail "GET /accounts/10000"
 grep -q '"id":"10000"' <<<"$body" || fail "unexpected body: $body"
 vip=$(containers_of vipservice)
-wait_for test "$(messages_in "$vip")" -ge 1 || fail "no 'Got a message' in vipservice's log"
+wait_for has_message "$vip" || fail "no 'Got a message' in vipservice's log"
 curl -fsS "http://127.0.0.1:$(vip_port "$vip")/offers/10000" >/dev/null || fail "GET /offers/10000"
 ok
 

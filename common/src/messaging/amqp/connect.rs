@@ -227,7 +227,11 @@ mod tests {
 
     #[test]
     fn a_trailing_slash_means_the_default_vhost_as_in_the_go_client() {
-        for url in ["amqp://guest:guest@rabbitmq:5672/", "amqp://rabbitmq", "amqp://h/%2f"] {
+        for url in [
+            "amqp://guest:guest@rabbitmq:5672/",
+            "amqp://rabbitmq",
+            "amqp://h/%2f",
+        ] {
             let address = BrokerAddress::parse(url).expect("valid");
             assert_eq!(address.vhost(), "/", "{url}");
         }

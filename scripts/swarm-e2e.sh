@@ -62,14 +62,18 @@ wait_for() {
 }
 
 cleanup() {
-  local status=$?
+  local status=$? svc id
   set +e
   # The bounded VIP load of step 7, if a failure cut that step short.
   [ -z "${load_pid:-}" ] || kill "$load_pid" 2>/dev/null
   if [ "$deployed_stack" = true ]; then
     # Keep the logs of a failed run for whoever reads CI's output.
+    # Per container, bounded: `docker service logs` can hang once a task has been replaced.
     for svc in rabbitmq accountservice vipservice; do
-      docker service logs --raw "${STACK}_$svc" >"$LOGS_DIR/swarm-$svc.log" 2>&1
+      for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=${STACK}_$svc"); do
+        echo "== container $id"
+        timeout 20 docker logs "$id" 2>&1
+      done >"$LOGS_DIR/swarm-$svc.log"
     done
     step "docker stack rm $STACK"
     docker stack rm "$STACK" >/dev/null 2>&1
@@ -188,12 +192,17 @@ vip_port() { docker port "$1" 6868/tcp | head -n 1 | sed 's/.*://'; }
 # Distinct notifications consumed by every vipservice task, past and present, counted by
 # message_id (accountservice gives each notification one, kept across redeliveries): a
 # redelivered notification is the same one, not a loss. Text or JSON log lines alike.
+# Read per container, stopped ones too (the swarm keeps a replaced task's container): `docker
+# service logs` hangs on this engine once a task has been replaced.
 distinct_consumed() {
-  docker service logs --raw "${STACK}_vipservice" 2>&1 | grep "Got a message" |
+  local id
+  for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=${STACK}_vipservice"); do
+    timeout 20 docker logs "$id" 2>&1
+  done | grep "Got a message" |
     grep -oE 'message_id[=":]+[0-9a-fA-F-]+' | sed -E 's/^message_id[=":]+//' | sort -u | wc -l
 }
 queue_depth() {
-  docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
+  timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
     awk '$1 == "vip_queue" {print $2 + $3}'
 }
 
@@ -245,7 +254,7 @@ rm -f "$stop_load"
 ) >"$load_log" &
 load_pid=$!
 update_ok=true
-docker service update --quiet --force "${STACK}_vipservice" >/dev/null || update_ok=false
+timeout "$DEADLINE" docker service update --quiet --force "${STACK}_vipservice" >/dev/null || update_ok=false
 touch "$stop_load"
 wait "$load_pid" || true
 rm -f "$stop_load"

@@ -59,6 +59,7 @@ env ${EXTRA_ENV:-} "$bin/vipservice" --config-repo repo --profile membench >>"$w
 vip=$!
 pids+=("$vip")
 wait_health 16868
+# shellcheck disable=SC2086 # EXTRA_ENV is a list of assignments
 env ${EXTRA_ENV:-} "$bin/accountservice" --config-repo repo --profile membench >>"$work/services.log" 2>&1 &
 acc=$!
 pids+=("$acc")

@@ -62,14 +62,18 @@ wait_for() {
 }
 
 cleanup() {
-  local status=$?
+  local status=$? svc id
   set +e
   # The bounded VIP load of step 7, if a failure cut that step short.
   [ -z "${load_pid:-}" ] || kill "$load_pid" 2>/dev/null
   if [ "$deployed_stack" = true ]; then
     # Keep the logs of a failed run for whoever reads CI's output.
+    # Per container, bounded: `docker service logs` can hang once a task has been replaced.
     for svc in rabbitmq accountservice vipservice; do
-      docker service logs --raw "${STACK}_$svc" >"$LOGS_DIR/swarm-$svc.log" 2>&1
+      for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=${STACK}_$svc"); do
+        echo "== container $id"
+        timeout 20 docker logs "$id" 2>&1
+      done >"$LOGS_DIR/swarm-$svc.log"
     done
     step "docker stack rm $STACK"
     docker stack rm "$STACK" >/dev/null 2>&1
@@ -181,16 +185,24 @@ ok
 
 # "Got a message" lines in one container's log.
 messages_in() { docker logs "$1" 2>&1 | grep -c "Got a message" || true; }
+# A function, so that wait_for polls it afresh (an argument "$(...)" is evaluated only once).
+has_message() { [ "$(messages_in "$1")" -ge 1 ]; }
 # The host port of a vipservice container's 6868 (host mode, ephemeral).
 vip_port() { docker port "$1" 6868/tcp | head -n 1 | sed 's/.*://'; }
-# Distinct notifications consumed by every vipservice task, past and present: a notification's
-# readAt is unique per read, and a redelivered one is the same notification (not a loss).
+# Distinct notifications consumed by every vipservice task, past and present, counted by
+# message_id (accountservice gives each notification one, kept across redeliveries): a
+# redelivered notification is the same one, not a loss. Text or JSON log lines alike.
+# Read per container, stopped ones too (the swarm keeps a replaced task's container): `docker
+# service logs` hangs on this engine once a task has been replaced.
 distinct_consumed() {
-  docker service logs --raw "${STACK}_vipservice" 2>&1 | grep "Got a message" |
-    grep -oE 'readAt[^0-9]*[0-9][^",\\}]*' | sort -u | wc -l
+  local id
+  for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=${STACK}_vipservice"); do
+    timeout 20 docker logs "$id" 2>&1
+  done | grep "Got a message" |
+    grep -oE 'message_id[=":]+[0-9a-fA-F-]+' | sed -E 's/^message_id[=":]+//' | sort -u | wc -l
 }
 queue_depth() {
-  docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
+  timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
     awk '$1 == "vip_queue" {print $2 + $3}'
 }
 
@@ -199,7 +211,7 @@ step "curl /accounts/10000 → vipservice got the message, /offers/10000 has it"
 body=$(curl -fsS http://127.0.0.1:6767/accounts/10000) || fail "GET /accounts/10000"
 grep -q '"id":"10000"' <<<"$body" || fail "unexpected body: $body"
 vip=$(containers_of vipservice)
-wait_for test "$(messages_in "$vip")" -ge 1 || fail "no 'Got a message' in vipservice's log"
+wait_for has_message "$vip" || fail "no 'Got a message' in vipservice's log"
 curl -fsS "http://127.0.0.1:$(vip_port "$vip")/offers/10000" >/dev/null || fail "GET /offers/10000"
 ok
 
@@ -242,7 +254,7 @@ rm -f "$stop_load"
 ) >"$load_log" &
 load_pid=$!
 update_ok=true
-docker service update --quiet --force "${STACK}_vipservice" >/dev/null || update_ok=false
+timeout "$DEADLINE" docker service update --quiet --force "${STACK}_vipservice" >/dev/null || update_ok=false
 touch "$stop_load"
 wait "$load_pid" || true
 rm -f "$stop_load"

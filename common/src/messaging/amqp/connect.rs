@@ -55,6 +55,11 @@ impl BrokerAddress {
                 "amqps:// needs the `tls` feature of the common crate",
             ));
         }
+        // `amqp://host:5672/` (the Go original's and the config-repo's spelling) parses to the
+        // empty vhost, which RabbitMQ does not have; the Go client took it as the default "/".
+        if uri.vhost.is_empty() {
+            uri.vhost = "/".to_owned();
+        }
         uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECS);
         uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
         Ok(Self { uri, redacted })
@@ -234,5 +239,19 @@ mod tests {
         assert_eq!(default.uri.query.frame_max, Some(DEFAULT_FRAME_MAX));
         let chosen = BrokerAddress::parse("amqp://127.0.0.1/%2f?frame_max=131072").expect("valid");
         assert_eq!(chosen.uri.query.frame_max, Some(131_072));
+    }
+
+    #[test]
+    fn a_trailing_slash_means_the_default_vhost_as_in_the_go_client() {
+        for url in [
+            "amqp://guest:guest@rabbitmq:5672/",
+            "amqp://rabbitmq",
+            "amqp://h/%2f",
+        ] {
+            let address = BrokerAddress::parse(url).expect("valid");
+            assert_eq!(address.vhost(), "/", "{url}");
+        }
+        let named = BrokerAddress::parse("amqp://h:5672/goblog").expect("valid");
+        assert_eq!(named.vhost(), "goblog");
     }
 }

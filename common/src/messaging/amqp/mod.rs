@@ -188,10 +188,9 @@ impl Messaging for AmqpMessaging {
         };
         publish::publish(&self.shared, target, &message, |session| async move {
             session
-                .ensure_declared(
-                    Declared::Exchange(exchange.name.clone()),
-                    |channel| async move { declare::exchange(&channel, exchange).await },
-                )
+                .ensure_declared(Declared::Exchange, &exchange.name, |channel| async move {
+                    declare::exchange(&channel, exchange).await
+                })
                 .await
         })
         .await
@@ -210,7 +209,7 @@ impl Messaging for AmqpMessaging {
         let delivery_limit = self.shared.settings.delivery_limit;
         publish::publish(&self.shared, target, &message, |session| async move {
             session
-                .ensure_declared(Declared::Queue(queue.name.clone()), |channel| async move {
+                .ensure_declared(Declared::Queue, &queue.name, |channel| async move {
                     declare::work_queue(&channel, queue, delivery_limit).await
                 })
                 .await

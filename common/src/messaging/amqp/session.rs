@@ -25,18 +25,34 @@ use crate::messaging::{LinkStatus, MessagingError};
 /// How often the connection's state is checked besides lapin's events, as a safety net.
 const STATUS_POLL: Duration = Duration::from_millis(250);
 
-/// What a publisher has declared on the broker, so each is declared once per connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What a publisher declares on the broker: each name once per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Declared {
-    Exchange(String),
-    Queue(String),
+    Exchange,
+    Queue,
+}
+
+/// The names declared so far, looked up by `&str` so a publish allocates nothing to check.
+#[derive(Default)]
+struct Declarations {
+    exchanges: HashSet<String>,
+    queues: HashSet<String>,
+}
+
+impl Declarations {
+    fn of(&mut self, kind: Declared) -> &mut HashSet<String> {
+        match kind {
+            Declared::Exchange => &mut self.exchanges,
+            Declared::Queue => &mut self.queues,
+        }
+    }
 }
 
 pub(super) struct Session {
     pub(super) connection: Connection,
     publisher: RwLock<Channel>,
     reopening: AsyncMutex<()>,
-    declared: Mutex<HashSet<Declared>>,
+    declared: Mutex<Declarations>,
     declaring: AsyncMutex<()>,
     /// Cancelled once this connection is known to be dead.
     pub(super) lost: CancellationToken,
@@ -49,7 +65,7 @@ impl Session {
             connection,
             publisher: RwLock::new(publisher),
             reopening: AsyncMutex::new(()),
-            declared: Mutex::new(HashSet::new()),
+            declared: Mutex::default(),
             declaring: AsyncMutex::new(()),
             lost: CancellationToken::new(),
         }))
@@ -77,10 +93,7 @@ impl Session {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = fresh.clone();
         // A channel error may mean something we declared was deleted behind our back.
-        self.declared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        *self.declared.lock().unwrap_or_else(PoisonError::into_inner) = Declarations::default();
         debug!("publisher channel reopened");
         Ok(fresh)
     }
@@ -92,22 +105,23 @@ impl Session {
             .clone()
     }
 
-    /// Runs `declare` once per connection for `what`; concurrent first publishes wait for the
-    /// one declaration instead of each opening a channel.
+    /// Runs `declare` once per connection for the `kind` named `name`; concurrent first
+    /// publishes wait for the one declaration instead of each opening a channel.
     pub(super) async fn ensure_declared<F, Fut>(
         &self,
-        what: Declared,
+        kind: Declared,
+        name: &str,
         declare: F,
     ) -> Result<(), MessagingError>
     where
         F: FnOnce(Channel) -> Fut,
         Fut: Future<Output = Result<(), MessagingError>>,
     {
-        if self.is_declared(&what) {
+        if self.is_declared(kind, name) {
             return Ok(());
         }
         let _declaring = self.declaring.lock().await;
-        if self.is_declared(&what) {
+        if self.is_declared(kind, name) {
             return Ok(());
         }
         // A refused declaration closes its channel: use a throwaway one, not the publisher's.
@@ -127,15 +141,17 @@ impl Session {
         self.declared
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(what);
+            .of(kind)
+            .insert(name.to_owned());
         Ok(())
     }
 
-    fn is_declared(&self, what: &Declared) -> bool {
+    fn is_declared(&self, kind: Declared, name: &str) -> bool {
         self.declared
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(what)
+            .of(kind)
+            .contains(name)
     }
 }
 

@@ -49,6 +49,8 @@ pub struct IncomingMessage {
     pub routing_key: String,
     /// The broker delivered it before (to this or another consumer) without an ack.
     pub redelivered: bool,
+    /// Its position, for a message read from a stream.
+    pub stream_offset: Option<u64>,
 }
 
 impl IncomingMessage {
@@ -62,6 +64,7 @@ impl IncomingMessage {
             timestamp: None,
             routing_key: String::new(),
             redelivered: false,
+            stream_offset: None,
         }
     }
 
@@ -88,6 +91,10 @@ pub enum HandlerError {
     /// Can never work (malformed, invalid): dead-lettered at once.
     #[error("rejected: {0}")]
     Reject(String),
+    /// This instance cannot finish it (it is stopping): back to the queue at once, for
+    /// another consumer or a later run, with no retry here.
+    #[error("requeued: {0}")]
+    Requeue(String),
 }
 
 /// Processes one delivered message. The message is acked when this returns `Ok`.

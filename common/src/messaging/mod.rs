@@ -18,13 +18,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use amqp::AmqpMessaging;
 pub use error::MessagingError;
 pub use message::{Handler, HandlerError, HandlerFn, IncomingMessage, OutgoingMessage};
 pub use settings::MessagingSettings;
 pub use status::LinkStatus;
-pub use topology::{ExchangeKind, ExchangeSpec, QueueSpec, QueueType};
+pub use topology::{ExchangeKind, ExchangeSpec, QueueSpec, QueueType, StreamOffset, StreamSpec};
 
 /// The messaging operations the services use. Implemented over lapin by [`AmqpMessaging`];
 /// with the `mock` feature, `MockMessaging` stands in for it in handler tests.
@@ -67,6 +68,25 @@ pub trait Messaging: Send + Sync + 'static {
         handler: Arc<dyn Handler>,
     ) -> Result<Subscription, MessagingError>;
 
+    /// Appends to a stream (declared on first use); returns once the broker confirmed it.
+    async fn publish_on_stream(
+        &self,
+        stream: &StreamSpec,
+        message: OutgoingMessage,
+    ) -> Result<(), MessagingError>;
+
+    /// Reads a stream from `from`, one message at a time and in the stream's order, each
+    /// message with its [`IncomingMessage::stream_offset`]. After a lost connection it resumes
+    /// after the last message handled. Retrying has no meaning on a log: a message the
+    /// handler fails is logged and passed over.
+    async fn subscribe_to_stream(
+        &self,
+        stream: &StreamSpec,
+        from: StreamOffset,
+        consumer_name: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, MessagingError>;
+
     /// The connection's state, for `/health` and logs.
     fn status(&self) -> watch::Receiver<LinkStatus>;
 
@@ -75,16 +95,39 @@ pub trait Messaging: Send + Sync + 'static {
     async fn close(&self) -> Result<(), MessagingError>;
 }
 
-/// A consumer that the client keeps alive (re-subscribing after reconnects and cancels).
+/// A consumer that the client keeps alive (re-subscribing after reconnects and cancels) until
+/// it is stopped or the client closes.
 #[derive(Debug, Clone)]
 pub struct Subscription {
     queue: String,
     active: watch::Receiver<bool>,
+    stop: CancellationToken,
+    /// Becomes `true` when the consumer has ended, its handlers done.
+    ended: watch::Receiver<bool>,
 }
 
 impl Subscription {
-    pub fn new(queue: String, active: watch::Receiver<bool>) -> Self {
-        Self { queue, active }
+    pub fn new(
+        queue: String,
+        active: watch::Receiver<bool>,
+        stop: CancellationToken,
+        ended: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            queue,
+            active,
+            stop,
+            ended,
+        }
+    }
+
+    /// Stops this consumer alone, e.g. so that a service stops taking work before it closes
+    /// messaging: returns once its in-flight handlers have finished and been acked.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        let mut ended = self.ended.clone();
+        // The sender lives as long as the consumer task; if it is gone, so is the consumer.
+        let _ = ended.wait_for(|ended| *ended).await;
     }
 
     /// The queue this subscription consumes from.

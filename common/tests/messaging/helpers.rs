@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::messaging::{
-    AmqpMessaging, Handler, HandlerError, HandlerFn, IncomingMessage, MessagingSettings,
-    OutgoingMessage, QueueSpec, QueueType,
+    AmqpMessaging, Handler, HandlerError, HandlerFn, IncomingMessage, LinkStatus, Messaging,
+    MessagingSettings, OutgoingMessage, QueueSpec, QueueType,
 };
 use tokio::sync::mpsc;
 
@@ -32,6 +32,17 @@ pub async fn client(url: &str) -> AmqpMessaging {
     AmqpMessaging::connect(settings(url))
         .await
         .expect("connects to the test broker")
+}
+
+/// Cuts the proxy's connections and refuses new ones; returns once `client` noticed.
+pub async fn cut(proxy: &TcpProxy, client: &impl Messaging) {
+    let mut status = client.status();
+    proxy.refuse(true);
+    proxy.cut();
+    status
+        .wait_for(|s| *s == LinkStatus::Reconnecting)
+        .await
+        .expect("status");
 }
 
 /// A JSON message of no particular type.

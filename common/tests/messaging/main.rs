@@ -5,3 +5,4 @@ mod failures;
 mod helpers;
 mod recovery;
 mod routing;
+mod streams;

@@ -106,14 +106,7 @@ async fn a_publish_during_a_long_outage_fails_with_a_typed_error_after_its_bound
         .await
         .expect("connects");
     let queue = work_queue("outage");
-    let mut status = client.status();
-
-    proxy.refuse(true);
-    proxy.cut();
-    status
-        .wait_for(|s| *s == LinkStatus::Reconnecting)
-        .await
-        .expect("status");
+    cut(&proxy, &client).await;
     let message = message(&json!({}));
     let error = client
         .publish_on_queue(&queue, message.clone())
@@ -126,7 +119,8 @@ async fn a_publish_during_a_long_outage_fails_with_a_typed_error_after_its_bound
     assert!(error.is_transient());
 
     proxy.refuse(false);
-    status
+    client
+        .status()
         .wait_for(LinkStatus::is_connected)
         .await
         .expect("status");
@@ -215,4 +209,45 @@ async fn close_lets_in_flight_handlers_finish_and_ack() {
         "all three were acked before the connection closed"
     );
     broker.delete_work_queue(&queue.name).await;
+}
+
+#[tokio::test]
+async fn one_subscription_stops_while_the_others_go_on() {
+    let broker = Broker::connect().await;
+    let client = client(&amqp_url()).await;
+    let (stopped_queue, kept_queue) = (work_queue("stopped"), work_queue("kept"));
+    let (stopped_handler, mut stopped_rx) = recorder();
+    let (kept_handler, mut kept_rx) = recorder();
+    let stopped = client
+        .subscribe_to_queue(&stopped_queue, "test", stopped_handler)
+        .await
+        .expect("subscribes");
+    let kept = client
+        .subscribe_to_queue(&kept_queue, "test", kept_handler)
+        .await
+        .expect("subscribes");
+
+    tokio::time::timeout(PATIENCE, stopped.stop())
+        .await
+        .expect("stops");
+    assert!(!stopped.is_active());
+    assert_eq!(broker.consumer_count(&stopped_queue.name).await, 0);
+    for queue in [&stopped_queue, &kept_queue] {
+        client
+            .publish_on_queue(queue, message(&json!({})))
+            .await
+            .expect("published");
+    }
+    receive(&mut kept_rx, 1).await;
+    assert!(kept.is_active());
+    assert_eq!(broker.queue_depth(&stopped_queue.name).await, Some(1));
+    assert!(
+        stopped_rx.try_recv().is_err(),
+        "a stopped consumer got a message"
+    );
+
+    client.close().await.expect("closes");
+    for queue in [&stopped_queue, &kept_queue] {
+        broker.delete_work_queue(&queue.name).await;
+    }
 }

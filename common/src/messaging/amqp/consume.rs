@@ -3,7 +3,7 @@
 //! succeeded, retries transient failures a bounded number of times, dead-letters the rest, and
 //! re-subscribes after a lost connection or a broker-side cancel.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
@@ -13,15 +13,17 @@ use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::{sleep, timeout};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::session::Session;
 use super::{Shared, declare};
 use crate::messaging::{
-    ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, QueueSpec,
+    ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, QueueSpec, StreamOffset,
+    StreamSpec,
 };
 
 /// How long an ack, nack or cancel may take before we give up on it (the broker then
@@ -37,14 +39,21 @@ pub(super) enum Source {
         binding_key: String,
         queue: String,
     },
+    /// A stream read in order; `next` is where the next subscription starts.
+    Stream {
+        spec: StreamSpec,
+        next: Mutex<StreamOffset>,
+    },
 }
 
 impl Source {
     /// Work queues take `prefetch` messages at a time, handled concurrently; an exchange
-    /// subscription (the config bus) handles its events one at a time, in order.
+    /// subscription (the config bus) handles its events one at a time, in order. A stream is
+    /// handled in order too, but its handler only reads: `prefetch` messages may be on their
+    /// way meanwhile.
     fn prefetch(&self, work_queue_prefetch: u16) -> u16 {
         match self {
-            Self::WorkQueue(_) => work_queue_prefetch.max(1),
+            Self::WorkQueue(_) | Self::Stream { .. } => work_queue_prefetch.max(1),
             Self::Exchange { .. } => 1,
         }
     }
@@ -53,7 +62,23 @@ impl Source {
         match self {
             Self::WorkQueue(spec) => &spec.name,
             Self::Exchange { queue, .. } => queue,
+            Self::Stream { spec, .. } => &spec.name,
         }
+    }
+
+    /// The `basic.consume` arguments: where a stream subscription starts.
+    fn consume_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        if let Self::Stream { next, .. } = self {
+            let offset = match *next.lock().unwrap_or_else(PoisonError::into_inner) {
+                StreamOffset::First => AMQPValue::LongString("first".into()),
+                StreamOffset::At(at) => {
+                    AMQPValue::LongLongInt(i64::try_from(at).unwrap_or(i64::MAX))
+                }
+            };
+            args.insert(STREAM_OFFSET.into(), offset);
+        }
+        args
     }
 }
 
@@ -62,11 +87,13 @@ pub(super) struct Consumer {
     pub(super) tag: String,
     pub(super) handler: Arc<dyn Handler>,
     pub(super) active: watch::Sender<bool>,
+    /// Cancelled by `close` (for every consumer) or by [`crate::messaging::Subscription::stop`].
+    pub(super) stop: CancellationToken,
 }
 
 /// How one subscription on one channel ended.
 enum End {
-    /// `close` asked consumers to stop.
+    /// `close` or `Subscription::stop` asked the consumer to stop.
     Stopped,
     ConnectionLost,
     /// The broker cancelled the consumer (its queue was deleted, ...).
@@ -83,7 +110,11 @@ pub(super) async fn run(
     let mut first = Some(first);
     let mut delays = resubscribe_delays(&shared);
     loop {
-        let Some(session) = shared.live_session().await else {
+        let session = tokio::select! {
+            () = consumer.stop.cancelled() => break,
+            session = shared.live_session() => session,
+        };
+        let Some(session) = session else {
             break;
         };
         let outcome = subscribe_and_consume(&shared, &session, &consumer, &mut first).await;
@@ -114,7 +145,7 @@ pub(super) async fn run(
         }
         let delay = delays.next().unwrap_or(shared.settings.reconnect_max_delay);
         tokio::select! {
-            () = shared.stop_consuming.cancelled() => break,
+            () = consumer.stop.cancelled() => break,
             () = sleep(delay) => {}
         }
     }
@@ -165,13 +196,14 @@ async fn subscribe_and_consume(
         } => {
             declare::instance_queue(&channel, exchange, queue, binding_key).await?;
         }
+        Source::Stream { spec, .. } => declare::stream(&channel, spec).await?,
     }
     let mut deliveries = channel
         .basic_consume(
             ShortString::from(queue),
             ShortString::from(consumer.tag.as_str()),
             BasicConsumeOptions::default(),
-            FieldTable::default(),
+            consumer.source.consume_args(),
         )
         .await
         .map_err(broker("starting to consume"))?;
@@ -185,7 +217,7 @@ async fn subscribe_and_consume(
     loop {
         let delivery = tokio::select! {
             biased;
-            () = shared.stop_consuming.cancelled() => {
+            () = consumer.stop.cancelled() => {
                 // Deliveries already buffered go back to the queue when the channel closes.
                 let cancel = channel.basic_cancel(ShortString::from(consumer.tag.as_str()), BasicCancelOptions::default());
                 let _ = timeout(ACK_TIMEOUT, cancel).await;
@@ -200,6 +232,19 @@ async fn subscribe_and_consume(
             delivery = deliveries.next() => delivery,
         };
         match delivery {
+            Some(Ok(delivery)) if matches!(consumer.source, Source::Stream { .. }) => {
+                let read = Read {
+                    delivery,
+                    stream: queue,
+                    handler: consumer.handler.as_ref(),
+                };
+                if let (Source::Stream { next, .. }, Some(offset)) =
+                    (&consumer.source, read.pass().await)
+                {
+                    *next.lock().unwrap_or_else(PoisonError::into_inner) =
+                        StreamOffset::At(offset.saturating_add(1));
+                }
+            }
             Some(Ok(delivery)) => {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return Ok(End::Stopped);
@@ -263,9 +308,14 @@ impl Delivered {
                 .await
             }
             Err(reason) => {
-                warn!(queue = %self.queue, %message_id, %reason, "dead-lettering message");
+                let requeue = matches!(reason, HandlerError::Requeue(_));
+                if requeue {
+                    info!(queue = %self.queue, %message_id, %reason, "requeueing message");
+                } else {
+                    warn!(queue = %self.queue, %message_id, %reason, "dead-lettering message");
+                }
                 let options = BasicNackOptions {
-                    requeue: false,
+                    requeue,
                     ..BasicNackOptions::default()
                 };
                 timeout(ACK_TIMEOUT, self.delivery.acker.nack(options)).await
@@ -277,6 +327,38 @@ impl Delivered {
     }
 }
 
+/// One message read from a stream, handled on the consuming task itself so that messages are
+/// handled in the stream's order.
+struct Read<'a> {
+    delivery: Delivery,
+    stream: &'a str,
+    handler: &'a dyn Handler,
+}
+
+impl Read<'_> {
+    /// Hands the message to the handler once and acks it, which on a stream only grants credit
+    /// for the next one: a log cannot redeliver or dead-letter. Returns the message's offset.
+    async fn pass(self) -> Option<u64> {
+        let message = incoming(&self.delivery);
+        let offset = message.stream_offset;
+        if let Err(reason) = self.handler.handle(message).await {
+            warn!(stream = self.stream, ?offset, %reason, "passing over a stream message its handler failed");
+        }
+        let acked = timeout(
+            ACK_TIMEOUT,
+            self.delivery.acker.ack(BasicAckOptions::default()),
+        )
+        .await;
+        if !matches!(acked, Ok(Ok(true))) {
+            debug!(stream = self.stream, ?offset, "stream ack not delivered");
+        }
+        offset
+    }
+}
+
+/// The header a stream puts on each message it delivers: the message's offset.
+const STREAM_OFFSET: &str = "x-stream-offset";
+
 fn incoming(delivery: &Delivery) -> IncomingMessage {
     let properties = &delivery.properties;
     IncomingMessage {
@@ -287,5 +369,10 @@ fn incoming(delivery: &Delivery) -> IncomingMessage {
         timestamp: *properties.timestamp(),
         routing_key: delivery.routing_key.to_string(),
         redelivered: delivery.redelivered,
+        stream_offset: properties
+            .headers()
+            .as_ref()
+            .and_then(|headers| headers.inner().get(STREAM_OFFSET)?.as_long_long_int())
+            .and_then(|offset| u64::try_from(offset).ok()),
     }
 }

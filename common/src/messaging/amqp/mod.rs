@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use lapin::Channel;
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
@@ -22,7 +23,7 @@ use self::publish::Target;
 use self::session::{Declared, Session};
 use crate::messaging::{
     ExchangeSpec, Handler, LinkStatus, Messaging, MessagingError, MessagingSettings,
-    OutgoingMessage, QueueSpec, Subscription,
+    OutgoingMessage, QueueSpec, StreamOffset, StreamSpec, Subscription,
 };
 
 /// How long `close` waits for the broker to confirm the connection's close.
@@ -158,18 +159,48 @@ impl AmqpMessaging {
         }
         let queue = source.queue().to_owned();
         let (active, active_rx) = watch::channel(false);
+        let (ended, ended_rx) = watch::channel(false);
+        let stop = self.shared.stop_consuming.child_token();
         let consumer = Consumer {
             source,
             tag: format!("{consumer_name}.{}", uuid::Uuid::new_v4().simple()),
             handler,
             active,
+            stop: stop.clone(),
         };
         let (first_tx, first_rx) = oneshot::channel();
-        self.shared
-            .consumers
-            .spawn(consume::run(self.shared.clone(), consumer, first_tx));
+        let shared = self.shared.clone();
+        self.shared.consumers.spawn(async move {
+            consume::run(shared, consumer, first_tx).await;
+            ended.send_replace(true);
+        });
         first_rx.await.unwrap_or(Err(MessagingError::Closed))?;
-        Ok(Subscription::new(queue, active_rx))
+        Ok(Subscription::new(queue, active_rx, stop, ended_rx))
+    }
+
+    /// Publishes through the default exchange straight to the queue (or stream) `name`, which
+    /// `declare` creates on first use on each connection.
+    async fn publish_direct<F, Fut>(
+        &self,
+        name: &str,
+        message: &OutgoingMessage,
+        declare: F,
+    ) -> Result<(), MessagingError>
+    where
+        F: Fn(Channel) -> Fut + Copy,
+        Fut: Future<Output = Result<(), MessagingError>>,
+    {
+        let _in_flight = self.shared.publishes.token();
+        let target = Target {
+            exchange: "",
+            routing_key: name,
+        };
+        publish::publish(&self.shared, target, message, |session| async move {
+            session
+                .ensure_declared(Declared::Queue, name, declare)
+                .await
+        })
+        .await
     }
 }
 
@@ -201,18 +232,20 @@ impl Messaging for AmqpMessaging {
         queue: &QueueSpec,
         message: OutgoingMessage,
     ) -> Result<(), MessagingError> {
-        let _in_flight = self.shared.publishes.token();
-        let target = Target {
-            exchange: "",
-            routing_key: &queue.name,
-        };
         let delivery_limit = self.shared.settings.delivery_limit;
-        publish::publish(&self.shared, target, &message, |session| async move {
-            session
-                .ensure_declared(Declared::Queue, &queue.name, |channel| async move {
-                    declare::work_queue(&channel, queue, delivery_limit).await
-                })
-                .await
+        self.publish_direct(&queue.name, &message, |channel| async move {
+            declare::work_queue(&channel, queue, delivery_limit).await
+        })
+        .await
+    }
+
+    async fn publish_on_stream(
+        &self,
+        stream: &StreamSpec,
+        message: OutgoingMessage,
+    ) -> Result<(), MessagingError> {
+        self.publish_direct(&stream.name, &message, |channel| async move {
+            declare::stream(&channel, stream).await
         })
         .await
     }
@@ -244,6 +277,20 @@ impl Messaging for AmqpMessaging {
     ) -> Result<Subscription, MessagingError> {
         self.start_consumer(Source::WorkQueue(queue.clone()), consumer_name, handler)
             .await
+    }
+
+    async fn subscribe_to_stream(
+        &self,
+        stream: &StreamSpec,
+        from: StreamOffset,
+        consumer_name: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, MessagingError> {
+        let source = Source::Stream {
+            spec: stream.clone(),
+            next: std::sync::Mutex::new(from),
+        };
+        self.start_consumer(source, consumer_name, handler).await
     }
 
     fn status(&self) -> watch::Receiver<LinkStatus> {

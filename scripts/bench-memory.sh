@@ -26,6 +26,7 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
   rabbitmqctl -q delete_queue "$queue.dlq" >/dev/null 2>&1 || true
+  rabbitmqctl -q delete_queue "$queue.ledger" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT

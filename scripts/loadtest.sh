@@ -15,9 +15,8 @@
 # ALLOW_BROKER_DISRUPTION=1. Exit status: the loadtest's (non-zero if lost or duplicate offers
 # are non-zero, or the pipeline did not drain). The last line of output is the JSON report.
 #
-# Duplicate offers (a message id offered by both replicas' stores) fail the run, except in
-# consumer-crash up to DUPLICATE_ALLOWANCE (default 200, the prefetch window of the killed
-# replica); the figure is always reported.
+# Duplicate offers (a message id offered by both replicas' stores) fail every scenario: the
+# replicas' claim ledger (`<queue>.ledger`) makes each message an offer in one store only.
 #
 # Environment: CONCURRENCY (32), RATE (unbounded), DRAIN_SECONDS (60), LOG_LEVEL (info),
 # ACCOUNT_PORT (17767),
@@ -130,16 +129,15 @@ for port in "$account_port" "${vip_ports[@]}"; do wait_healthy "$port"; done
 step "accountservice :$account_port, vipservice :${vip_ports[0]} and :${vip_ports[1]} healthy"
 
 phases=(--phase "$seconds:1")
-extra=(--allowed-duplicate-offers "${DUPLICATE_ALLOWANCE:-0}")
+extra=()
 fault_at=$((seconds / 3))
 fault() { :; }
 case "$scenario" in
   steady) phases=(--phase "$((seconds / 2)):0.1" --phase "$((seconds - seconds / 2)):1") ;;
   poison) extra+=(--poison-fraction 0.01) ;;
   consumer-crash)
-    # What the killed replica had committed but not acked is redelivered to the other one,
-    # whose store does not know it: at most its prefetch window (amqp.prefetch, 200).
-    extra=(--allowed-duplicate-offers "${DUPLICATE_ALLOWANCE:-200}")
+    # What the killed replica had committed but not acked is redelivered to the other one; the
+    # ledger keeps the claim that came first, once the killed replica is back.
     fault() {
       sleep "$fault_at"
       step "SIGKILL vipservice-2 ($(pid_of vipservice-2))"

@@ -40,7 +40,7 @@ use test_support::{Broker, unique};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, timeout};
-use vipservice::consumer::OFFERS_MADE;
+use vipservice::metrics::OFFERS_MADE;
 use vipservice::offers::Offer;
 
 /// How long starting, draining or stopping may take before the run is declared stuck.
@@ -112,6 +112,8 @@ async fn main() -> Result<()> {
         vip.stop().await;
     }
     bench.broker.delete_work_queue(&bench.queue).await;
+    let ledger = vipservice::ledger::stream_for(&bench.queue).name;
+    bench.broker.delete(&[&ledger], &[]).await;
     bench.broker.delete(&[], &[&bench.bus]).await;
     result
 }

@@ -1,13 +1,15 @@
-//! The `vip_queue` consumer: log, decode, record through the [`OfferWriter`], and only then let
-//! the message be acked.
+//! The `vip_queue` consumer: log, decode, claim through the [`OfferWriter`], announce the claim
+//! on the ledger, and only then let the message be acked.
 //!
 //! What happens to a delivery:
 //! - undecodable or invalid: rejected, so the broker dead-letters it at once (retrying cannot
 //!   fix a body);
-//! - valid: recorded under its `message_id`; the handler returns (and the message is acked)
-//!   only after the group commit holding it is durable. A redelivery is a duplicate and
-//!   records nothing new;
-//! - the store failed: retried by the messaging layer, then dead-lettered.
+//! - valid: claimed under its `message_id`; the handler returns (and the message is acked)
+//!   only after the group commit holding the claim is durable and the claim is in the ledger
+//!   (see [`crate::ledger`]). A redelivery is a duplicate and records nothing new;
+//! - the store failed: retried by the messaging layer, then dead-lettered;
+//! - the service is stopping before the claim is announced: requeued for another replica (the
+//!   claim stays pending in the store and is announced at the next start).
 //!
 //! A message without a `message_id` (the Go original's publisher set none) gets one derived
 //! from its body, so a redelivery of it is still recognised: the body names the account and
@@ -23,29 +25,19 @@ use metrics::{counter, histogram};
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+use crate::ledger::Announcer;
+use crate::metrics::{CONSUMED, DEAD_LETTERED, HANDLER_LATENCY};
 use crate::offers::{OfferWriter, Outcome};
-
-/// Deliveries handed to the consumer.
-pub const CONSUMED: &str = "vip_notifications_consumed_total";
-/// Notifications that became an offer.
-pub const OFFERS_MADE: &str = "vip_offers_made_total";
-/// Notifications processed without an offer (the rule's minimum interval).
-pub const NO_OFFERS: &str = "vip_no_offers_total";
-/// Deliveries whose `message_id` was processed before.
-pub const DUPLICATES_DROPPED: &str = "vip_duplicates_dropped_total";
-/// Deliveries rejected as invalid, hence dead-lettered at once.
-pub const DEAD_LETTERED: &str = "vip_dead_lettered_total";
-/// Time from delivery to the handler's answer, commit included.
-pub const HANDLER_LATENCY: &str = "vip_handler_duration_seconds";
 
 /// Turns notifications into offers; share one per subscription.
 pub struct OfferConsumer {
     writer: Arc<OfferWriter>,
+    announcer: Arc<Announcer>,
 }
 
 impl OfferConsumer {
-    pub fn new(writer: Arc<OfferWriter>) -> Self {
-        Self { writer }
+    pub fn new(writer: Arc<OfferWriter>, announcer: Arc<Announcer>) -> Self {
+        Self { writer, announcer }
     }
 
     async fn process(&self, message: &IncomingMessage) -> Result<(), HandlerError> {
@@ -71,12 +63,12 @@ impl OfferConsumer {
                 HandlerError::Retry(cause.to_string())
             })?;
         match outcome {
-            Outcome::Offered => counter!(OFFERS_MADE).increment(1),
-            Outcome::NoOffer => counter!(NO_OFFERS).increment(1),
-            Outcome::Duplicate => {
-                info!(%message_id, "dropping a notification processed before");
-                counter!(DUPLICATES_DROPPED).increment(1);
-            }
+            Outcome::Claimed => self
+                .announcer
+                .announce(message_id.clone())
+                .await
+                .map_err(|cause| HandlerError::Requeue(cause.to_string()))?,
+            Outcome::Duplicate => info!(%message_id, "dropping a notification processed before"),
         }
         Ok(())
     }

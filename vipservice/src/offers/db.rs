@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{TimeDelta, Utc};
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use super::{Counts, Decision, Offer, OfferError, OfferRule, Outcome};
+use super::{Claim, Counts, Decision, Offer, OfferError, OfferRule, Ordered, Outcome, Resolved};
 use common::notification::VipNotification as Notification;
 
 /// Memory redb may use to cache pages. Its default (1 GiB) keeps every page written until
@@ -20,12 +20,40 @@ const CACHE_SIZE: usize = 4 << 20;
 const OFFERS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("offers");
 /// `message_id` → [`Decision`] JSON, for every processed notification.
 const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions");
+/// `message_id` → [`Claim`] JSON: this replica's claims that the ledger has not ordered yet.
+const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("claims");
+/// `message_id` → the replica whose claim came first in the ledger, for every claim read there.
+const WINNERS: TableDefinition<&str, &str> = TableDefinition::new("winners");
 /// Running totals; see [`Totals`].
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// This replica's identity, made once with the file.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 const OFFERS_KEY: &str = "offers";
 const NO_OFFERS_KEY: &str = "no_offers";
 const DUPLICATES_KEY: &str = "duplicates";
+const PENDING_KEY: &str = "pending";
+/// The ledger offset to read next.
+const LEDGER_KEY: &str = "ledger_next_offset";
+const REPLICA_KEY: &str = "replica";
+
+/// One step of a group transaction, applied in order.
+pub(super) enum Step<'a> {
+    /// Claim a notification, unless its `message_id` was processed before.
+    Record {
+        message_id: &'a str,
+        notification: &'a Notification,
+    },
+    /// Apply a ledger entry: the first claim of each `message_id` wins.
+    Apply(&'a Ordered),
+}
+
+/// What one [`Step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StepResult {
+    Recorded(Outcome),
+    Applied(Resolved),
+}
 
 /// The VIP offer database. Queries may run from any thread; writes go through
 /// [`super::OfferWriter`].
@@ -33,6 +61,8 @@ const DUPLICATES_KEY: &str = "duplicates";
 pub struct OfferDb {
     db: Database,
     path: PathBuf,
+    /// This file's identity in the ledger.
+    replica: String,
     committed_batches: AtomicU64,
 }
 
@@ -47,15 +77,46 @@ impl OfferDb {
                 path: path.clone(),
                 source: Box::new(source),
             })?;
-        let offer_db = Self {
+        let mut offer_db = Self {
             db,
             path,
+            replica: String::new(),
             committed_batches: AtomicU64::new(0),
         };
-        if !offer_db.has_tables()? {
-            offer_db.create_tables()?;
-        }
+        offer_db.replica = match offer_db.stored_replica()? {
+            Some(replica) => replica,
+            None => offer_db.create_tables()?,
+        };
         Ok(offer_db)
+    }
+
+    /// This store's identity in the ledger: a replica is its store, not its process, so a
+    /// restarted replica keeps its claims.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Where reading the ledger resumes: the offset after the last entry applied, if any was.
+    pub fn ledger_next_offset(&self) -> Result<Option<u64>, OfferError> {
+        let action = "read the ledger offset";
+        let txn = self.db.begin_read().map_err(self.fail(action))?;
+        let counters = txn.open_table(COUNTERS).map_err(self.fail(action))?;
+        let offset = counters.get(LEDGER_KEY).map_err(self.fail(action))?;
+        Ok(offset.map(|o| o.value()))
+    }
+
+    /// The `message_id`s of claims the ledger has not ordered yet, e.g. left by a crash
+    /// between a claim's commit and its announcement.
+    pub fn pending_claims(&self) -> Result<Vec<String>, OfferError> {
+        let action = "read the pending claims";
+        let txn = self.db.begin_read().map_err(self.fail(action))?;
+        let claims = txn.open_table(CLAIMS).map_err(self.fail(action))?;
+        let rows = claims.iter().map_err(self.fail(action))?;
+        rows.map(|row| {
+            let (message_id, _) = row.map_err(self.fail(action))?;
+            Ok(message_id.value().to_owned())
+        })
+        .collect()
     }
 
     /// The database file.
@@ -106,6 +167,7 @@ impl OfferDb {
             offers,
             no_offers,
             duplicates: get(DUPLICATES_KEY)?,
+            pending: get(PENDING_KEY)?,
         })
     }
 
@@ -122,72 +184,182 @@ impl OfferDb {
             .is_ok_and(|txn| txn.open_table(COUNTERS).is_ok())
     }
 
-    /// Records a group of notifications in one durable transaction, in order, and returns each
-    /// one's outcome. A `message_id` already recorded, in an earlier group or earlier in this
-    /// one, is a duplicate. On error nothing of the group is recorded.
-    pub(super) fn record_batch<'a>(
+    /// Runs a group of steps in one durable transaction, in order, and returns what each did.
+    /// A `message_id` decided or claimed before, in an earlier group or earlier in this one,
+    /// is a duplicate. On error nothing of the group is recorded.
+    pub(super) fn commit<'a>(
         &self,
-        batch: impl IntoIterator<Item = (&'a str, &'a Notification)>,
+        steps: impl IntoIterator<Item = Step<'a>>,
         rule: &OfferRule,
-    ) -> Result<Vec<Outcome>, OfferError> {
+    ) -> Result<Vec<StepResult>, OfferError> {
         let action = "record notifications";
         let txn = self.db.begin_write().map_err(self.fail(action))?;
-        let outcomes = {
-            let mut offers = txn.open_table(OFFERS).map_err(self.fail(action))?;
-            let mut decisions = txn.open_table(DECISIONS).map_err(self.fail(action))?;
-            let mut counters = txn.open_table(COUNTERS).map_err(self.fail(action))?;
-            let mut totals = Totals::load(&counters).map_err(self.fail(action))?;
-            let now = Utc::now();
-            let mut outcomes = Vec::new();
-            for (message_id, notification) in batch {
-                if decisions
-                    .get(message_id)
-                    .map_err(self.fail(action))?
-                    .is_some()
-                {
-                    totals.duplicates += 1;
-                    outcomes.push(Outcome::Duplicate);
-                    continue;
-                }
-                let offered = self.may_offer(&offers, notification, rule)?;
-                if offered {
-                    let offer = Offer {
-                        message_id: message_id.to_owned(),
-                        account_id: notification.account_id.clone(),
-                        text: rule.text.clone(),
-                        read_at: notification.read_at,
-                        offered_at: now,
-                    };
-                    let key = (notification.account_id.as_str(), totals.offers);
-                    let value = self.encode(action, &offer)?;
-                    offers
-                        .insert(key, value.as_slice())
-                        .map_err(self.fail(action))?;
-                    totals.offers += 1;
-                } else {
-                    totals.no_offers += 1;
-                }
-                let decision = Decision {
-                    account_id: notification.account_id.clone(),
-                    offered,
-                    processed_at: now,
-                };
-                let value = self.encode(action, &decision)?;
-                decisions
-                    .insert(message_id, value.as_slice())
-                    .map_err(self.fail(action))?;
-                outcomes.push(if offered {
-                    Outcome::Offered
-                } else {
-                    Outcome::NoOffer
+        let results = {
+            let mut tables = Tables {
+                offers: txn.open_table(OFFERS).map_err(self.fail(action))?,
+                decisions: txn.open_table(DECISIONS).map_err(self.fail(action))?,
+                claims: txn.open_table(CLAIMS).map_err(self.fail(action))?,
+                winners: txn.open_table(WINNERS).map_err(self.fail(action))?,
+                counters: txn.open_table(COUNTERS).map_err(self.fail(action))?,
+            };
+            let mut totals = Totals::load(&tables.counters).map_err(self.fail(action))?;
+            let mut results = Vec::new();
+            for step in steps {
+                results.push(match step {
+                    Step::Record {
+                        message_id,
+                        notification,
+                    } => StepResult::Recorded(self.claim(
+                        &mut tables,
+                        &mut totals,
+                        message_id,
+                        notification,
+                        rule,
+                    )?),
+                    Step::Apply(entry) => {
+                        StepResult::Applied(self.apply(&mut tables, &mut totals, entry)?)
+                    }
                 });
             }
-            totals.store(&mut counters).map_err(self.fail(action))?;
-            outcomes
+            totals
+                .store(&mut tables.counters)
+                .map_err(self.fail(action))?;
+            results
         };
         txn.commit().map_err(self.fail(action))?;
         self.committed_batches.fetch_add(1, Ordering::Relaxed);
-        Ok(outcomes)
+        Ok(results)
+    }
+
+    /// Claims `notification` for this replica, deciding by the rule, unless it was decided
+    /// or claimed before.
+    fn claim(
+        &self,
+        tables: &mut Tables<'_>,
+        totals: &mut Totals,
+        message_id: &str,
+        notification: &Notification,
+        rule: &OfferRule,
+    ) -> Result<Outcome, OfferError> {
+        let action = "claim a notification";
+        if tables
+            .claims
+            .get(message_id)
+            .map_err(self.fail(action))?
+            .is_some()
+        {
+            // Claimed before but not yet ordered: announcing it again is what it needs.
+            return Ok(Outcome::Claimed);
+        }
+        let decided = tables
+            .decisions
+            .get(message_id)
+            .map_err(self.fail(action))?
+            .is_some();
+        if decided
+            || tables
+                .winners
+                .get(message_id)
+                .map_err(self.fail(action))?
+                .is_some()
+        {
+            totals.duplicates += 1;
+            return Ok(Outcome::Duplicate);
+        }
+        let offered = self.may_offer(&tables.offers, notification, rule)?;
+        let claim = Claim {
+            account_id: notification.account_id.clone(),
+            offer_text: offered.then(|| rule.text.clone()),
+            read_at: notification.read_at,
+            claimed_at: Utc::now(),
+        };
+        let value = self.encode(action, &claim)?;
+        tables
+            .claims
+            .insert(message_id, value.as_slice())
+            .map_err(self.fail(action))?;
+        totals.pending += 1;
+        Ok(Outcome::Claimed)
+    }
+
+    /// Applies a ledger entry: each `message_id` it is the first to claim goes to its
+    /// replica. This replica's claims become decisions (and offers) where it came first and
+    /// are dropped where another replica did. Entries before the stored offset were applied
+    /// already (a re-read after a reconnect) and change nothing.
+    fn apply(
+        &self,
+        tables: &mut Tables<'_>,
+        totals: &mut Totals,
+        entry: &Ordered,
+    ) -> Result<Resolved, OfferError> {
+        let action = "apply a ledger entry";
+        let mut resolved = Resolved::default();
+        if entry.offset < totals.ledger_next_offset {
+            return Ok(resolved);
+        }
+        totals.ledger_next_offset = entry.offset + 1;
+        let mine = entry.replica == self.replica;
+        for message_id in &entry.message_ids {
+            let message_id = message_id.as_str();
+            if tables
+                .winners
+                .get(message_id)
+                .map_err(self.fail(action))?
+                .is_some()
+            {
+                continue;
+            }
+            tables
+                .winners
+                .insert(message_id, entry.replica.as_str())
+                .map_err(self.fail(action))?;
+            let claim = tables
+                .claims
+                .remove(message_id)
+                .map_err(self.fail(action))?;
+            let Some(claim) = claim else {
+                continue;
+            };
+            let claim: Claim = self.decode(action, claim.value())?;
+            totals.pending = totals.pending.saturating_sub(1);
+            if !mine {
+                totals.duplicates += 1;
+                resolved.lost += 1;
+                continue;
+            }
+            let offered = claim.offer_text.is_some();
+            if let Some(text) = claim.offer_text {
+                let offer = Offer {
+                    message_id: message_id.to_owned(),
+                    account_id: claim.account_id.clone(),
+                    text,
+                    read_at: claim.read_at,
+                    offered_at: claim.claimed_at,
+                };
+                let key = (claim.account_id.as_str(), totals.offers);
+                let value = self.encode(action, &offer)?;
+                tables
+                    .offers
+                    .insert(key, value.as_slice())
+                    .map_err(self.fail(action))?;
+                totals.offers += 1;
+                resolved.offers += 1;
+            } else {
+                totals.no_offers += 1;
+                resolved.no_offers += 1;
+            }
+            let decision = Decision {
+                account_id: claim.account_id,
+                offered,
+                processed_at: claim.claimed_at,
+            };
+            let value = self.encode(action, &decision)?;
+            tables
+                .decisions
+                .insert(message_id, value.as_slice())
+                .map_err(self.fail(action))?;
+        }
+        Ok(resolved)
     }
 
     /// Whether the rule allows an offer for `notification`, given the account's last offer.
@@ -216,23 +388,35 @@ impl OfferDb {
         Ok(notification.read_at - last.read_at >= min_interval)
     }
 
-    fn has_tables(&self) -> Result<bool, OfferError> {
-        let action = "look for its tables";
+    /// The replica id of an existing file, `None` for a new one.
+    fn stored_replica(&self) -> Result<Option<String>, OfferError> {
+        let action = "read its replica id";
         let txn = self.db.begin_read().map_err(self.fail(action))?;
-        match txn.open_table(COUNTERS) {
-            Ok(_) => Ok(true),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
-            Err(e) => Err(self.fail(action)(e)),
-        }
+        let meta = match txn.open_table(META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.fail(action)(e)),
+        };
+        let replica = meta.get(REPLICA_KEY).map_err(self.fail(action))?;
+        Ok(replica.map(|r| r.value().to_owned()))
     }
 
-    fn create_tables(&self) -> Result<(), OfferError> {
+    /// Creates the tables and this file's replica id, which it returns.
+    fn create_tables(&self) -> Result<String, OfferError> {
         let action = "create its tables";
+        let replica = uuid::Uuid::new_v4().to_string();
         let txn = self.db.begin_write().map_err(self.fail(action))?;
         txn.open_table(OFFERS).map_err(self.fail(action))?;
         txn.open_table(DECISIONS).map_err(self.fail(action))?;
+        txn.open_table(CLAIMS).map_err(self.fail(action))?;
+        txn.open_table(WINNERS).map_err(self.fail(action))?;
         txn.open_table(COUNTERS).map_err(self.fail(action))?;
-        txn.commit().map_err(self.fail(action))
+        txn.open_table(META)
+            .map_err(self.fail(action))?
+            .insert(REPLICA_KEY, replica.as_str())
+            .map_err(self.fail(action))?;
+        txn.commit().map_err(self.fail(action))?;
+        Ok(replica)
     }
 
     /// Turns a redb failure into an [`OfferError`] naming the file and the action.
@@ -269,11 +453,22 @@ impl OfferDb {
     }
 }
 
+/// The tables a group transaction writes.
+struct Tables<'txn> {
+    offers: Table<'txn, (&'static str, u64), &'static [u8]>,
+    decisions: Table<'txn, &'static str, &'static [u8]>,
+    claims: Table<'txn, &'static str, &'static [u8]>,
+    winners: Table<'txn, &'static str, &'static str>,
+    counters: Table<'txn, &'static str, u64>,
+}
+
 /// The counters, read once per group and written back once.
 struct Totals {
     offers: u64,
     no_offers: u64,
     duplicates: u64,
+    pending: u64,
+    ledger_next_offset: u64,
 }
 
 impl Totals {
@@ -285,6 +480,8 @@ impl Totals {
             offers: get(OFFERS_KEY)?,
             no_offers: get(NO_OFFERS_KEY)?,
             duplicates: get(DUPLICATES_KEY)?,
+            pending: get(PENDING_KEY)?,
+            ledger_next_offset: get(LEDGER_KEY)?,
         })
     }
 
@@ -292,6 +489,8 @@ impl Totals {
         counters.insert(OFFERS_KEY, self.offers)?;
         counters.insert(NO_OFFERS_KEY, self.no_offers)?;
         counters.insert(DUPLICATES_KEY, self.duplicates)?;
+        counters.insert(PENDING_KEY, self.pending)?;
+        counters.insert(LEDGER_KEY, self.ledger_next_offset)?;
         Ok(())
     }
 }

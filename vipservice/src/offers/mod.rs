@@ -13,8 +13,8 @@ mod writer;
 
 pub use db::OfferDb;
 pub use error::{OfferError, RecordError};
-pub use model::{Counts, Decision, Offer, OfferRule, Outcome};
-pub use writer::{DEFAULT_MAX_BATCH, OfferWriter};
+pub use model::{Claim, Counts, Decision, Offer, OfferRule, Ordered, Outcome, Resolved};
+pub use writer::{Applying, DEFAULT_MAX_BATCH, OfferWriter};
 
 #[cfg(test)]
 mod tests;

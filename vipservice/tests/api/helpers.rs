@@ -156,6 +156,8 @@ impl Setup {
 
     pub async fn cleanup(self) {
         self.broker.delete_work_queue(&self.queue).await;
+        let ledger = vipservice::ledger::stream_for(&self.queue).name;
+        self.broker.delete(&[&ledger], &[]).await;
         self.broker.delete(&[], &[&self.bus]).await;
     }
 }
@@ -248,6 +250,16 @@ impl Vip {
             assert!(Instant::now() < deadline, "/health stayed {status}: {body}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// How many offers `GET /offers/{account_id}` lists (0 for its 404).
+    pub async fn offer_count(&self, account_id: &str) -> usize {
+        let response = self.get(&format!("/offers/{account_id}")).await;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return 0;
+        }
+        let offers: Vec<Value> = response.json().await.expect("a JSON list of offers");
+        offers.len()
     }
 
     /// Messages this instance logged as received.

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use tokio::time::Instant;
-use vipservice::consumer::{DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, OFFERS_MADE};
+use vipservice::metrics::{DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, OFFERS_MADE};
 
 use crate::helpers::{LIMIT, Setup, fixture};
 

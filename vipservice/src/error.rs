@@ -23,7 +23,7 @@ pub enum StartupError {
     Store(#[from] OfferError),
     #[error("cannot start the offer writer thread")]
     Writer(#[source] std::io::Error),
-    #[error("cannot subscribe to the VIP queue")]
+    #[error("cannot subscribe to the VIP queue or its claim ledger")]
     Subscribe(#[from] MessagingError),
 }
 

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use futures_lite::StreamExt;
-use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, ErrorKind};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
@@ -132,13 +133,16 @@ pub(super) async fn run(
                 );
                 delays = resubscribe_delays(&shared);
             }
+            // The connection went while subscribing: subscribe on the next one, even the first
+            // time, since that is a passing failure the client recovers from.
+            Err(_) if !session.is_alive() => continue,
+            Err(error) if is_passing(&error) => {
+                debug!(queue = consumer.source.queue(), %error, "could not subscribe yet; retrying");
+            }
             Err(error) => {
                 if let Some(first) = first.take() {
                     let _ = first.send(Err(error));
                     return;
-                }
-                if !session.is_alive() {
-                    continue;
                 }
                 error!(queue = consumer.source.queue(), %error, "could not subscribe; retrying");
             }
@@ -151,6 +155,26 @@ pub(super) async fn run(
     }
     if let Some(first) = first.take() {
         let _ = first.send(Err(MessagingError::Closed));
+    }
+}
+
+/// Refusals that pass by themselves. A stream declared a moment ago (by this or another
+/// client) refuses consumers until its member on the node has started, and RabbitMQ 3.10 may
+/// even close the connection (a hard error) if the consume comes first: subscribe again.
+fn is_passing(error: &MessagingError) -> bool {
+    let MessagingError::Broker { source, .. } = error else {
+        return false;
+    };
+    let ErrorKind::ProtocolError(amqp) = source.kind() else {
+        return false;
+    };
+    match amqp.kind() {
+        AMQPErrorKind::Hard(_) => true,
+        AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => amqp
+            .get_message()
+            .as_str()
+            .contains("does not have a replica on the local node"),
+        AMQPErrorKind::Soft(_) => false,
     }
 }
 

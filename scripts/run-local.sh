@@ -95,9 +95,12 @@ both_got_two() {
   done
 }
 wait_for "each vipservice replica logs two 'Got a message' lines" both_got_two
+# An offer is made once the claim ledger has ordered its claim: a moment after the log line.
+offers_on() { curl -sf "http://127.0.0.1:$1/offers/10000" >/dev/null; }
 for i in "${!VIP_PORTS[@]}"; do
   got=$(($(got_messages "logs/vipservice-$((i + 1)).log") - before[i]))
   [ "$got" = 2 ] || fail "vipservice replica $((i + 1)) got $got notifications, not 2"
+  wait_for "vipservice replica $((i + 1)) lists offers for 10000" offers_on "${VIP_PORTS[$i]}"
   offers=$(curl -sf "http://127.0.0.1:${VIP_PORTS[$i]}/offers/10000") || fail "GET /offers/10000 on replica $((i + 1))"
   step "vipservice replica $((i + 1)) got 2 notifications; its offers for 10000: ${offers:0:160}…"
 done

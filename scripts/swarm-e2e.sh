@@ -212,7 +212,8 @@ body=$(curl -fsS http://127.0.0.1:6767/accounts/10000) || fail "GET /accounts/10
 grep -q '"id":"10000"' <<<"$body" || fail "unexpected body: $body"
 vip=$(containers_of vipservice)
 wait_for has_message "$vip" || fail "no 'Got a message' in vipservice's log"
-curl -fsS "http://127.0.0.1:$(vip_port "$vip")/offers/10000" >/dev/null || fail "GET /offers/10000"
+# The offer is made once the claim ledger has ordered the claim, a moment after the log line.
+wait_for curl -fsS "http://127.0.0.1:$(vip_port "$vip")/offers/10000" || fail "GET /offers/10000"
 ok
 
 # --- 6. scale to two: four reads split 2/2 --------------------------------------------------

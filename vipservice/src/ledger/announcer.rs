@@ -1,8 +1,9 @@
 //! [`Announcer`]: appends this replica's claims to the ledger, many per entry.
 //!
 //! Callers queue a claim and wait. One task takes every claim waiting, publishes them as one
-//! entry, and answers them all once the broker confirmed it; while one entry is on its way the
-//! next one gathers, as in the offer writer's group commit.
+//! entry, and answers them all once the broker confirmed it. A few entries may await their
+//! confirms at once; while they do, the next entry gathers, as in the offer writer's group
+//! commit. The order of one replica's entries does not matter: each claims other ids.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use common::messaging::{Messaging, MessagingError, OutgoingMessage, StreamSpec};
 use metrics::counter;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
@@ -19,6 +20,8 @@ use crate::metrics::CLAIMS_ANNOUNCED;
 
 /// The most claims in one entry: 256 ids of 36 characters stay within one 16 KiB frame.
 const MAX_ENTRY: usize = 256;
+/// Entries awaiting their confirms at once.
+const MAX_IN_FLIGHT: usize = 4;
 
 /// Why a claim was not announced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,8 +92,16 @@ async fn run(
     replica: String,
     mut requests: mpsc::UnboundedReceiver<Waiting>,
 ) {
-    let mut entry = Vec::with_capacity(MAX_ENTRY);
-    while let Some(first) = requests.recv().await {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    loop {
+        // A free slot first: claims keep gathering while every slot is busy.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = requests.recv().await else {
+            return;
+        };
+        let mut entry = Vec::with_capacity(MAX_ENTRY);
         entry.push(first);
         while entry.len() < MAX_ENTRY {
             match requests.try_recv() {
@@ -107,19 +118,21 @@ async fn run(
             Err(cause) => {
                 // Strings always encode; were it not so, the claims would stay pending.
                 error!(%cause, "cannot encode a ledger entry");
-                entry.clear();
                 continue;
             }
         };
-        if !publish(messaging.as_ref(), &ledger, message).await {
-            return;
-        }
-        counter!(CLAIMS_ANNOUNCED).increment(entry.len() as u64);
-        for waiting in entry.drain(..) {
-            if let Some(announced) = waiting.announced {
-                let _ = announced.send(());
+        let (messaging, ledger) = (messaging.clone(), ledger.clone());
+        tokio::spawn(async move {
+            if publish(messaging.as_ref(), &ledger, message).await {
+                counter!(CLAIMS_ANNOUNCED).increment(entry.len() as u64);
+                for waiting in entry {
+                    if let Some(announced) = waiting.announced {
+                        let _ = announced.send(());
+                    }
+                }
             }
-        }
+            drop(slot);
+        });
     }
 }
 

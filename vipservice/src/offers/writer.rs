@@ -8,12 +8,12 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use metrics::counter;
+use metrics::{counter, gauge};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::db::{Step, StepResult};
 use super::{OfferDb, OfferRule, Ordered, Outcome, RecordError, Resolved};
-use crate::metrics::{DUPLICATES_DROPPED, NO_OFFERS, OFFERS_MADE};
+use crate::metrics::{CLAIMS_PENDING, DUPLICATES_DROPPED, NO_OFFERS, OFFERS_MADE};
 use common::notification::VipNotification as Notification;
 
 /// The default largest group committed in one transaction.
@@ -187,6 +187,7 @@ fn run(
                 tracing::debug!(group = results.len(), "offer group committed");
                 if let Ok(counts) = db.counts() {
                     pending.send_replace(counts.pending);
+                    gauge!(CLAIMS_PENDING).set(counts.pending as f64);
                 }
                 for (request, result) in group.drain(..).zip(results) {
                     count(result);

@@ -21,7 +21,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 STACK="${GOBLOG_STACK:-goblog}"
-TARGET=x86_64-unknown-linux-gnu
 export ACCOUNTSERVICE_IMAGE="${ACCOUNTSERVICE_IMAGE:-goblog-rs/accountservice:latest}"
 export VIPSERVICE_IMAGE="${VIPSERVICE_IMAGE:-goblog-rs/vipservice:latest}"
 export RABBITMQ_IMAGE="${RABBITMQ_IMAGE:-goblog-rs/rabbitmq:latest}"
@@ -36,9 +35,7 @@ docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or 
   die "this engine is not in a swarm: run 'docker swarm init' first"
 
 say "building static release binaries"
-RUSTFLAGS='-C target-feature=+crt-static' \
-  cargo build --quiet --release --target "$TARGET" -p accountservice -p vipservice -p healthchecker
-bin_dir="${CARGO_TARGET_DIR:-target}/$TARGET/release"
+bin_dir=$(scripts/build-static.sh)
 
 # Each image's build context holds only what its Dockerfile adds, not the whole repository.
 context=$(mktemp -d)

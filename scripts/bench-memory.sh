@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Memory of both services, idle and under load (issues 4 and 5), in one invocation:
-# starts vipservice and accountservice from BIN_DIR (default: the release build) with a
+# starts vipservice and accountservice from BIN_DIR (default: the static release build that
+# the images ship, built by scripts/build-static.sh) with a
 # throw-away config repo and stores, a unique vip_queue and quotes-service absent, then prints
 # VmRSS / VmHWM (from /proc/<pid>/status, in kB) at these points:
 #
@@ -14,9 +15,10 @@
 #
 #   scripts/bench-memory.sh [BIN_DIR]   # env: DURATION (15s), EXTRA_ENV ("K=V ..."), AMQP_URL
 set -euo pipefail
+command -v wrk >/dev/null || { echo "bench-memory: needs wrk (apt-get install wrk)" >&2; exit 1; }
 
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
-bin="${1:-${CARGO_TARGET_DIR:-$root/target}/release}"
+bin="${1:-$("$root/scripts/build-static.sh")}"
 duration="${DURATION:-15s}"
 queue="vip_queue.membench$$"
 work="$(mktemp -d)"
@@ -27,6 +29,8 @@ cleanup() {
   rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
   rabbitmqctl -q delete_queue "$queue.dlq" >/dev/null 2>&1 || true
   rabbitmqctl -q delete_queue "$queue.ledger" >/dev/null 2>&1 || true
+  # No management plugin needed: delete vipservice's dead-letter exchange from inside the broker.
+  rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$queue.dlx\">>), false, <<\"bench-memory\">>)." >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -9,7 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET=x86_64-unknown-linux-gnu
 failed=0
 check() { printf 'check-deploy-files: %s ... ' "$1"; }
 pass() { echo ok; }
@@ -31,11 +30,10 @@ if command -v shellcheck >/dev/null 2>&1; then
 fi
 
 check "static release binaries (ldd)"
-RUSTFLAGS='-C target-feature=+crt-static' \
-  cargo build --quiet --release --target "$TARGET" -p accountservice -p vipservice -p healthchecker
+bin_dir=$(scripts/build-static.sh)
 dynamic=""
 for bin in accountservice vipservice healthchecker; do
-  path="${CARGO_TARGET_DIR:-target}/$TARGET/release/$bin"
+  path="$bin_dir/$bin"
   # ldd prints "not a dynamic executable" (static) or "statically linked" (static-pie), and
   # exits non-zero for the former, hence the || true.
   out=$(ldd "$path" 2>&1 || true)

@@ -1,15 +1,21 @@
 //! `tracing` for both services: human output on a terminal, JSON lines when `LOG_FORMAT=json`
 //! (for log collectors), and a level that a config refresh can change without a restart.
+//!
+//! The filter is a [`Targets`] list (`info`, `warn,lapin=error`): the same syntax as
+//! `RUST_LOG` without span and field matching, which would pull a regex engine into both
+//! services and cost them resident memory for a feature no deployment of theirs uses.
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
+use tracing::level_filters::LevelFilter;
 use tracing::warn;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
+use tracing_subscriber::{Registry, fmt, reload};
 
-type FilterHandle = reload::Handle<EnvFilter, Registry>;
+type FilterHandle = reload::Handle<Targets, Registry>;
 
 /// The installed filter, if this process installed one (tests may start several services).
 static FILTER: OnceLock<FilterHandle> = OnceLock::new();
@@ -44,12 +50,50 @@ pub fn set_level(level: &str) {
     }
 }
 
-fn filter_for(level: &str) -> EnvFilter {
+fn filter_for(level: &str) -> Targets {
     if let Ok(directives) = std::env::var("RUST_LOG") {
-        return EnvFilter::new(directives);
+        match parse(&directives) {
+            Ok(filter) => return filter,
+            Err(error) => eprintln!("RUST_LOG {directives:?}: {error}; using log_level"),
+        }
     }
-    EnvFilter::try_new(level).unwrap_or_else(|error| {
-        eprintln!("log_level {level:?} is not a valid filter ({error}); using info");
-        EnvFilter::new("info")
+    parse(level).unwrap_or_else(|error| {
+        eprintln!("log_level {level:?}: {error}; using info");
+        Targets::new().with_default(LevelFilter::INFO)
     })
+}
+
+/// Parses `level` or `target=level` items separated by commas. `Targets` alone would read a
+/// misspelt level (`infoo`) as a target name and silently log nothing else.
+fn parse(directives: &str) -> Result<Targets, String> {
+    for item in directives.split(',').map(str::trim) {
+        if !item.contains('=') && item.parse::<LevelFilter>().is_err() {
+            return Err(format!("{item:?} is neither a level nor target=level"));
+        }
+    }
+    directives
+        .parse()
+        .map_err(|error| format!("not a valid filter ({error})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::*;
+
+    #[test]
+    fn a_level_and_per_target_directives_parse() {
+        let filter = parse("warn,lapin=error").expect("a valid filter");
+        assert_eq!(filter.default_level(), Some(LevelFilter::WARN));
+        assert!(filter.would_enable("vipservice", &Level::WARN));
+        assert!(!filter.would_enable("lapin::io_loop", &Level::WARN));
+    }
+
+    #[test]
+    fn a_misspelt_level_is_refused() {
+        for invalid in ["loud", "infoo,lapin=warn", "lapin=loud"] {
+            assert!(parse(invalid).is_err(), "{invalid}");
+        }
+    }
 }

@@ -8,6 +8,9 @@ use common::messaging::{
     MessagingSettings, OutgoingMessage, QueueSpec, QueueType,
 };
 use tokio::sync::mpsc;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub use test_support::{Broker, TcpProxy, amqp_url, unique};
 
@@ -25,9 +28,13 @@ pub fn settings(url: &str) -> MessagingSettings {
 }
 
 pub async fn client(url: &str) -> AmqpMessaging {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::ERROR));
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_test_writer())
+        .with(filter)
         .try_init();
     AmqpMessaging::connect(settings(url))
         .await

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds the binaries that the images ship: static (glibc's crt-static), release profile,
+# x86_64-unknown-linux-gnu. Prints the directory that holds them. Used by copyall.sh,
+# check-deploy-files.sh and bench-memory.sh, so what is measured is what is deployed.
+set -euo pipefail
+root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
+target=x86_64-unknown-linux-gnu
+RUSTFLAGS='-C target-feature=+crt-static' \
+  cargo build --quiet --release --manifest-path "$root/Cargo.toml" --target "$target" \
+  -p accountservice -p vipservice -p healthchecker
+echo "${CARGO_TARGET_DIR:-$root/target}/$target/release"

@@ -91,6 +91,8 @@ impl Default for StoreSettings {
 #[serde(default)]
 pub struct NotificationSettings {
     /// Publishes under way at once; past this, notifications go straight to the outbox.
+    /// 256 awaiting a confirm of a few ms is more than the broker takes per second on this
+    /// machine kind; each one more in flight is memory (a task, its message, its frames).
     pub max_in_flight: usize,
     /// How long one publish may take before its notification goes to the outbox.
     pub publish_timeout_ms: u64,
@@ -101,7 +103,7 @@ pub struct NotificationSettings {
 impl Default for NotificationSettings {
     fn default() -> Self {
         Self {
-            max_in_flight: 1_024,
+            max_in_flight: 256,
             publish_timeout_ms: 3_000,
             shutdown_grace_ms: 3_000,
         }

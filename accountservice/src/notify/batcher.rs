@@ -12,6 +12,10 @@ use tokio_util::task::TaskTracker;
 use super::buffer;
 use crate::store::{Outbox, OutboxEntry};
 
+/// At most this many entries per transaction: a redb write transaction keeps its dirty pages
+/// in memory until it commits, so an unbounded batch would make a burst's peak memory.
+const MAX_BATCH: usize = 1024;
+
 pub(super) struct OutboxBatcher {
     outbox: Arc<dyn Outbox>,
     pending: Mutex<Pending>,
@@ -65,7 +69,8 @@ impl OutboxBatcher {
                     pending.writing = false;
                     return;
                 }
-                std::mem::take(&mut pending.entries)
+                let take = pending.entries.len().min(MAX_BATCH);
+                pending.entries.drain(..take).collect()
             };
             buffer(&self.outbox, batch).await;
             self.written.notify_one();

@@ -18,14 +18,16 @@ pub struct OutgoingMessage {
 }
 
 impl OutgoingMessage {
-    /// A JSON message with a new random `message_id`.
+    /// A JSON message with a new `message_id`: a UUIDv7, time-ordered, so the stores that
+    /// key by it (an outbox index, a consumer's idempotency table) append instead of
+    /// touching pages all over their B-trees.
     pub fn json<T: Serialize + ?Sized>(
         kind: impl Into<String>,
         body: &T,
     ) -> Result<Self, serde_json::Error> {
         Ok(Self {
             kind: kind.into(),
-            message_id: uuid::Uuid::new_v4().to_string(),
+            message_id: uuid::Uuid::now_v7().to_string(),
             body: serde_json::to_vec(body)?.into(),
         })
     }

@@ -59,6 +59,18 @@ impl Plan {
         Duration::from_secs_f64(self.phases.iter().map(|p| p.seconds).sum())
     }
 
+    /// When each phase ends, from the start of the load.
+    pub fn phase_ends(&self) -> Vec<Duration> {
+        let mut end = 0.0;
+        self.phases
+            .iter()
+            .map(|p| {
+                end += p.seconds;
+                Duration::from_secs_f64(end)
+            })
+            .collect()
+    }
+
     /// The phase under way at `elapsed` (its index and VIP share), `None` once every phase is
     /// over.
     fn phase_at(&self, elapsed: Duration) -> Option<(usize, f64)> {
@@ -260,6 +272,10 @@ mod tests {
             other_ids: "3-4".parse().unwrap(),
         };
         assert_eq!(plan.duration(), Duration::from_secs(5));
+        assert_eq!(
+            plan.phase_ends(),
+            [Duration::from_secs(2), Duration::from_secs(5)]
+        );
         assert_eq!(plan.phase_at(Duration::from_secs(1)), Some((0, 0.1)));
         assert_eq!(plan.phase_at(Duration::from_secs(4)), Some((1, 1.0)));
         assert_eq!(plan.phase_at(Duration::from_secs(5)), None);

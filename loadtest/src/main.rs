@@ -188,6 +188,11 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
 
     let started = Instant::now();
     let started_wall = SystemTime::now();
+    let published_at_boundaries = tokio::spawn(published_at_boundaries(
+        plan.phase_ends(),
+        targets.clone(),
+        started,
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(load::run(Arc::clone(&plan), Arc::clone(&counters)));
     let side = tokio::spawn(side_tasks(
@@ -230,7 +235,22 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         });
     let account = reconcile::account_figures(&client, &targets).await?;
     let vip = reconcile::vip_figures(&client, &targets).await?;
-    let offers = reconcile::offer_figures(&client, &targets, outage.and_then(Outage::back)).await?;
+    let start = chrono::DateTime::<chrono::Utc>::from(started_wall);
+    let boundaries: Vec<_> = std::iter::once(Duration::ZERO)
+        .chain(plan.phase_ends())
+        .filter_map(|d| chrono::TimeDelta::from_std(d).ok().map(|d| start + d))
+        .collect();
+    let offers = reconcile::offer_figures(
+        &client,
+        &targets,
+        &boundaries,
+        outage.and_then(Outage::back),
+    )
+    .await?;
+    // The counter at the start of each phase and at the end of the load.
+    let published: Vec<Option<f64>> = std::iter::once(Some(0.0))
+        .chain(published_at_boundaries.await.unwrap_or_default())
+        .collect();
     let dlq = u64::from(
         broker
             .depth(&format!("{}.dlq", args.vip_queue))
@@ -251,15 +271,23 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
     let dead_lettered_notifications = as_i64(dlq) - as_i64(injected);
     let lost = as_i64(vip_ok) - (as_i64(offers.distinct) + outbox + dead_lettered_notifications);
     let ok = counters.ok.load(Relaxed);
+    #[allow(clippy::cast_precision_loss)]
     let phases = plan
         .phases
         .iter()
         .zip(&counters.ok_by_phase)
-        .map(|(phase, n)| PhaseReport {
+        .enumerate()
+        .map(|(i, (phase, n))| PhaseReport {
             seconds: phase.seconds,
             vip_fraction: phase.vip_fraction,
-            #[allow(clippy::cast_precision_loss)]
             req_per_s: n.load(Relaxed) as f64 / phase.seconds,
+            publish_per_s: published
+                .get(i)
+                .copied()
+                .flatten()
+                .zip(published.get(i + 1).copied().flatten())
+                .map(|(from, to)| (to - from) / phase.seconds),
+            offers_per_s: offers.by_phase.get(i).copied().unwrap_or(0) as f64 / phase.seconds,
         })
         .collect();
     let publishing = drain.publishing_ended.duration_since(started);
@@ -267,11 +295,7 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
     let publish_per_s = account.published / publishing.as_secs_f64().max(1e-3);
     let offering = offers
         .last_offered_at
-        .and_then(|last| {
-            last.signed_duration_since(chrono::DateTime::<chrono::Utc>::from(started_wall))
-                .to_std()
-                .ok()
-        })
+        .and_then(|last| last.signed_duration_since(start).to_std().ok())
         .unwrap_or(elapsed);
     #[allow(clippy::cast_precision_loss)]
     let offers_per_s = offers.distinct as f64 / offering.as_secs_f64().max(1e-3);
@@ -334,6 +358,24 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         report.against_raw = compare::against_raw(&report, raw);
     }
     Ok(Some(report))
+}
+
+/// accountservice's confirmed-publish counter at the end of each phase (`None` where it could
+/// not be read): each phase's publish rate. The load keeps its own time, so this follows the
+/// same clock from the same start.
+async fn published_at_boundaries(
+    ends: Vec<Duration>,
+    targets: Targets,
+    started: Instant,
+) -> Vec<Option<f64>> {
+    let client = reqwest::Client::new();
+    let mut values = Vec::with_capacity(ends.len());
+    for end in ends {
+        tokio::time::sleep_until((started + end).into()).await;
+        let figures = reconcile::account_figures(&client, &targets).await;
+        values.push(figures.ok().map(|f| f.published));
+    }
+    values
 }
 
 fn as_i64(n: u64) -> i64 {

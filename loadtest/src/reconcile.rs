@@ -62,6 +62,9 @@ pub struct OfferFigures {
     pub duplicate_examples: Vec<String>,
     /// `offeredAt - readAt` of each distinct offer, in µs.
     pub end_to_end: Histogram<u64>,
+    /// Distinct offers whose `offeredAt` falls in each window between consecutive boundaries
+    /// asked for (the phases of the load).
+    pub by_phase: Vec<u64>,
     /// The latest `offeredAt`: when the last notification became an offer.
     pub last_offered_at: Option<DateTime<Utc>>,
     /// The earliest `offeredAt` later than the instant asked for (the broker back after an
@@ -190,13 +193,15 @@ pub async fn wait_drained(
     }
 }
 
-/// Reads every VIP account's offers from every replica; `after`: the instant whose first
-/// later offer to find.
+/// Reads every VIP account's offers from every replica. `boundaries`: the instants between
+/// which to count offers (ascending); `after`: the instant whose first later offer to find.
 pub async fn offer_figures(
     client: &reqwest::Client,
     targets: &Targets,
+    boundaries: &[DateTime<Utc>],
     after: Option<DateTime<Utc>>,
 ) -> Result<OfferFigures, Error> {
+    let mut by_phase = vec![0; boundaries.len().saturating_sub(1)];
     let mut stores_by_id: HashMap<String, u32> = HashMap::new();
     let mut end_to_end = new_histogram()?;
     let mut total = 0;
@@ -237,6 +242,10 @@ pub async fn offer_figures(
                 let seen = stores_by_id.entry(offer.message_id).or_default();
                 *seen += 1;
                 if *seen == 1 {
+                    let window = boundaries.partition_point(|b| *b <= offer.offered_at);
+                    if let Some(n) = window.checked_sub(1).and_then(|w| by_phase.get_mut(w)) {
+                        *n += 1;
+                    }
                     let micros = (offer.offered_at - offer.read_at)
                         .num_microseconds()
                         .and_then(|m| u64::try_from(m).ok())
@@ -260,6 +269,7 @@ pub async fn offer_figures(
         cross_store_duplicates: stores_by_id.values().filter(|&&n| n > 1).count() as u64,
         duplicate_examples,
         end_to_end,
+        by_phase,
         last_offered_at,
         first_offered_after,
     })

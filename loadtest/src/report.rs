@@ -34,6 +34,11 @@ pub struct PhaseReport {
     pub seconds: f64,
     pub vip_fraction: f64,
     pub req_per_s: f64,
+    /// Confirmed publishes during the phase ÷ its length (`None` if accountservice's counter
+    /// could not be read at one of its ends).
+    pub publish_per_s: Option<f64>,
+    /// Offers committed (`offeredAt`) during the phase ÷ its length.
+    pub offers_per_s: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,12 +101,21 @@ impl Report {
             ),
             ("req/s", format!("{:.0}", self.req_per_s)),
             (
-                "req/s by phase (VIP share)",
+                "by phase: VIP share, req/s, publishes/s, offers/s",
                 self.phases
                     .iter()
-                    .map(|p| format!("{:.0} ({:.0}%)", p.req_per_s, p.vip_fraction * 100.0))
+                    .map(|p| {
+                        format!(
+                            "{:.0}% {:.0} {} {:.0}",
+                            p.vip_fraction * 100.0,
+                            p.req_per_s,
+                            p.publish_per_s
+                                .map_or("?".to_owned(), |r| format!("{r:.0}")),
+                            p.offers_per_s
+                        )
+                    })
                     .collect::<Vec<_>>()
-                    .join(", "),
+                    .join(" | "),
             ),
             (
                 "latency p50 / p99 / max",
@@ -165,7 +179,7 @@ impl Report {
         ];
         let mut rows = rows;
         rows.push((
-            "confirmed publishes/s / offers/s",
+            "whole run: confirmed publishes/s / offers/s",
             format!("{:.0} / {:.0}", self.publish_per_s, self.offers_per_s),
         ));
         if let Some(o) = self.outage {

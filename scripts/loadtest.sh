@@ -104,6 +104,7 @@ wait_healthy() {
 
 cleanup() {
   local status=$?
+  [ -z "${loadtest_pid:-}" ] || kill -TERM "$loadtest_pid" 2>/dev/null || true
   # The fault first: its own traps put the broker back before anything else happens.
   if [ -n "${fault_pid:-}" ]; then
     kill -TERM "$fault_pid" 2>/dev/null || true
@@ -278,7 +279,12 @@ status=0
   --amqp-url "$amqp_url" --vip-queue "$queue" --drain-seconds "${DRAIN_SECONDS:-60}" \
   --pid-file "accountservice=$tmp/accountservice.pid" \
   --pid-file "vipservice-1=$tmp/vipservice-1.pid" \
-  --pid-file "vipservice-2=$tmp/vipservice-2.pid" || status=$?
+  --pid-file "vipservice-2=$tmp/vipservice-2.pid" &
+# In the background so that a TERM reaches cleanup at once (bash runs a trap only once the
+# foreground command is over; `wait` returns at the signal).
+loadtest_pid=$!
+wait "$loadtest_pid" || status=$?
+loadtest_pid=
 fault_status=0
 wait "$fault_pid" || fault_status=$?
 fault_pid=

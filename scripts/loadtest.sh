@@ -8,32 +8,45 @@
 #   scripts/loadtest.sh consumer-crash  [--seconds N]  # SIGKILL vipservice 2 at N/3, restart 5 s later
 #   scripts/loadtest.sh account-sigterm [--seconds N]  # SIGTERM accountservice at N/3, restart 2 s later
 #   scripts/loadtest.sh poison          [--seconds N]  # 1% garbage injected straight into the queue
-#   scripts/loadtest.sh broker-restart  [--seconds N]  # rabbitmqctl stop_app, 5 s, start_app
+#   scripts/loadtest.sh broker-restart  [--seconds N]  # rabbitmqctl stop_app at N/3, 5 s, start_app
 #   scripts/loadtest.sh memory-alarm    [--seconds N]  # memory watermark tiny for 5 s, then restored
 #
-# broker-restart and memory-alarm disturb every client of the broker: they run only with
-# ALLOW_BROKER_DISRUPTION=1. Exit status: the loadtest's (non-zero if lost or duplicate offers
-# are non-zero, or the pipeline did not drain). The last line of output is the JSON report.
+# --compare (any scenario): first measures the raw broker with the external tool
+# ../shared/tools/broker-limit (built with cargo from its own manifest, never copied here):
+# publish with confirms into a quorum queue and consume with an ack per message (its consume
+# figure uses a durable classic queue), and loadtest prints goblog-rs against those limits.
+# A table against the Go original is always printed.
 #
-# Duplicate offers (a message id offered by both replicas' stores) fail every scenario: the
-# replicas' claim ledger (`<queue>.ledger`) makes each message an offer in one store only.
+# broker-restart and memory-alarm disturb every client of the broker: they run only with
+# ALLOW_BROKER_DISRUPTION=1. They record the outage (`down`/`back`, ms since the epoch) for
+# loadtest, which reports the HTTP errors during it and the seconds from the broker back to
+# the first offer committed. Whatever ends the script (done, failure, Ctrl-C), the broker is
+# left as found: started again, or the watermark it had put back.
+#
+# Exit status: the loadtest's, non-zero if any read is lost, any message id is offered by two
+# replica stores (the claim ledger `<queue>.ledger` leaves no room for one, in any scenario),
+# or the pipeline did not drain; non-zero too if the fault itself failed. The last line of
+# output is the JSON report.
 #
 # Environment: CONCURRENCY (32), RATE (unbounded), DRAIN_SECONDS (60), LOG_LEVEL (info),
-# ACCOUNT_PORT (17767),
-# VIP_PORTS ("17868 17869"), AMQP_URL, KEEP_TMP=1 keeps the temp dir (logs, stores).
+# ACCOUNT_PORT (17767), VIP_PORTS ("17868 17869"), AMQP_URL, KEEP_TMP=1 keeps the temp dir
+# (logs, stores), BROKER_LIMIT_DIR (../shared/tools/broker-limit), COMPARE_MESSAGES (50000
+# per broker-limit run, 3 runs, median).
 #
 # Functions below run through traps and background jobs, which shellcheck cannot follow:
 # shellcheck disable=SC2317
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 steady|consumer-crash|account-sigterm|poison|broker-restart|memory-alarm [--seconds N]" >&2; exit 2; }
+usage() { echo "usage: $0 steady|consumer-crash|account-sigterm|poison|broker-restart|memory-alarm [--seconds N] [--compare]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 scenario=$1; shift
 seconds=20
+compare=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) [ $# -ge 2 ] || usage; seconds=$2; shift 2 ;;
+    --compare) compare=1; shift ;;
     *) usage ;;
   esac
 done
@@ -55,7 +68,7 @@ queue=loadtest_vip.$suffix
 bus=loadtest_bus.$suffix
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/goblog-loadtest.XXXXXX")
 
-step() { printf '==> %s\n' "$*"; }
+step() { printf '==> %s %s\n' "$(date +%T.%3N)" "$*"; }
 
 # Environment of every service process. Services start as `env ... &` straight from a
 # function, so `$!` is the service's own PID (env execs it), never a subshell's.
@@ -91,6 +104,12 @@ wait_healthy() {
 
 cleanup() {
   local status=$?
+  [ -z "${loadtest_pid:-}" ] || kill -TERM "$loadtest_pid" 2>/dev/null || true
+  # The fault first: its own traps put the broker back before anything else happens.
+  if [ -n "${fault_pid:-}" ]; then
+    kill -TERM "$fault_pid" 2>/dev/null || true
+    wait "$fault_pid" 2>/dev/null || true
+  fi
   for name in accountservice vipservice-1 vipservice-2; do
     if [ -f "$tmp/$name.pid" ]; then
       local pid
@@ -99,7 +118,6 @@ cleanup() {
       while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     fi
   done
-  [ -z "${fault_pid:-}" ] || kill "$fault_pid" 2>/dev/null || true
   "$bin/loadtest" --cleanup --amqp-url "$amqp_url" --vip-queue "$queue" --bus-exchange "$bus" ||
     echo "could not delete $queue (and .dlq/.dlx) and $bus" >&2
   if [ "${KEEP_TMP:-}" = 1 ] || [ "$status" -ne 0 ]; then
@@ -114,6 +132,34 @@ trap 'exit 130' INT TERM
 
 step "building release binaries"
 cargo build --release --quiet -p accountservice -p vipservice -p loadtest
+
+raw=()
+if [ -n "$compare" ]; then
+  limit_dir=${BROKER_LIMIT_DIR:-../shared/tools/broker-limit}
+  [ -f "$limit_dir/Cargo.toml" ] || {
+    echo "--compare needs the broker-limit tool in $limit_dir (the shared tools next to the repo; BROKER_LIMIT_DIR names another place)" >&2
+    exit 2
+  }
+  step "building broker-limit from $limit_dir"
+  cargo build --release --quiet --manifest-path "$limit_dir/Cargo.toml"
+  # raw_limit FIGURE: the median msg/s broker-limit prints for it (multi-thread tokio, as the
+  # services run), alone on the broker: the system is not started yet.
+  raw_limit() {
+    local out
+    out=$("$bin/broker-limit" --uri "$amqp_url" --multi-thread --runs 3 \
+      -n "${COMPARE_MESSAGES:-50000}" --only "$1") || return 1
+    printf '%s\n' "$out" >&2
+    awk -v f="$1" '$1 == f { for (i = 2; i <= NF; i++) if ($i == "msgs/s") { print $(i - 1); exit } }' <<<"$out"
+  }
+  step "raw broker limits (broker-limit, 3 runs each, median)"
+  publish_limit=$(raw_limit publish_confirm_quorum)
+  consume_limit=$(raw_limit consume_ack_prefetch1000)
+  if [ -z "$publish_limit" ] || [ -z "$consume_limit" ]; then
+    echo "could not read broker-limit's figures" >&2
+    exit 1
+  fi
+  raw=(--raw-publish-confirm-quorum "$publish_limit" --raw-consume-ack "$consume_limit")
+fi
 
 step "config: VIP accounts 10000-10049, queue $queue, bus $bus, stores in $tmp"
 cp -r config-repo "$tmp/config-repo"
@@ -132,6 +178,17 @@ phases=(--phase "$seconds:1")
 extra=()
 fault_at=$((seconds / 3))
 fault() { :; }
+# What the fault must put back if it is stopped half-way; runs when the fault ends, however.
+restore() { :; }
+# A sleep the fault's TERM trap interrupts at once (bash runs a trap only after a foreground
+# command ends, but `wait` returns at the signal).
+pause() {
+  sleep "$1" &
+  pause_pid=$!
+  wait "$pause_pid"
+  pause_pid=
+}
+outage_mark() { echo "$1 $(date +%s%3N)" >>"$tmp/outage"; }
 case "$scenario" in
   steady) phases=(--phase "$((seconds / 2)):0.1" --phase "$((seconds - seconds / 2)):1") ;;
   poison) extra+=(--poison-fraction 0.01) ;;
@@ -139,61 +196,100 @@ case "$scenario" in
     # What the killed replica had committed but not acked is redelivered to the other one; the
     # ledger keeps the claim that came first, once the killed replica is back.
     fault() {
-      sleep "$fault_at"
+      pause "$fault_at"
       step "SIGKILL vipservice-2 ($(pid_of vipservice-2))"
       kill -KILL "$(pid_of vipservice-2)"
-      sleep 5
+      pause 5
       step "restarting vipservice-2"
       start_vip 2
     } ;;
   account-sigterm)
     fault() {
-      sleep "$fault_at"
+      pause "$fault_at"
       local pid
       pid=$(pid_of accountservice)
       step "SIGTERM accountservice ($pid)"
       kill -TERM "$pid"
       while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-      sleep 2
+      pause 2
       step "restarting accountservice"
       start_account
     } ;;
   broker-restart)
+    extra+=(--outage-file "$tmp/outage")
     fault() {
-      sleep "$fault_at"
+      pause "$fault_at"
       step "rabbitmqctl stop_app"
+      broker_stopped=1
+      outage_mark down
       rabbitmqctl -q stop_app
-      sleep 5
+      step "broker stopped; starting it again in 5 s"
+      pause 5
       step "rabbitmqctl start_app"
+      rabbitmqctl -q start_app
+      outage_mark back
+      broker_stopped=
+    }
+    restore() {
+      [ -n "${broker_stopped:-}" ] || return 0
+      echo "putting the broker back: rabbitmqctl start_app" >&2
       rabbitmqctl -q start_app
     } ;;
   memory-alarm)
-    fault() {
-      sleep "$fault_at"
-      local before
-      before=$(rabbitmqctl -q eval 'vm_memory_monitor:get_vm_memory_high_watermark().')
-      step "memory watermark 0.0000001 (was $before)"
-      rabbitmqctl -q set_vm_memory_high_watermark 0.0000001
-      sleep 5
-      step "memory watermark back to $before"
-      case "$before" in
-        \{absolute,*) rabbitmqctl -q set_vm_memory_high_watermark absolute "$(tr -dc 0-9 <<<"$before")" ;;
-        *) rabbitmqctl -q set_vm_memory_high_watermark "$before" ;;
+    extra+=(--outage-file "$tmp/outage")
+    set_watermark() {
+      case "$1" in
+        \{absolute,*) rabbitmqctl -q set_vm_memory_high_watermark absolute "$(tr -dc 0-9 <<<"$1")" ;;
+        *) rabbitmqctl -q set_vm_memory_high_watermark "$1" ;;
       esac
+    }
+    fault() {
+      pause "$fault_at"
+      watermark_before=$(rabbitmqctl -q eval 'vm_memory_monitor:get_vm_memory_high_watermark().')
+      step "memory watermark 0.0000001 (was $watermark_before)"
+      outage_mark down
+      rabbitmqctl -q set_vm_memory_high_watermark 0.0000001
+      pause 5
+      step "memory watermark back to $watermark_before"
+      set_watermark "$watermark_before"
+      outage_mark back
+      watermark_before=
+    }
+    restore() {
+      [ -n "${watermark_before:-}" ] || return 0
+      echo "putting the memory watermark back to $watermark_before" >&2
+      set_watermark "$watermark_before"
     } ;;
 esac
-fault &
+# In the background, with traps of its own: cleanup stops it with SIGTERM, and whatever ends
+# it, `restore` runs.
+run_fault() {
+  trap '[ -z "${pause_pid:-}" ] || kill "$pause_pid" 2>/dev/null; restore' EXIT
+  trap 'exit 143' TERM
+  fault
+}
+run_fault &
 fault_pid=$!
 
 status=0
 "$bin/loadtest" --scenario "$scenario" "${phases[@]}" "${extra[@]}" \
   --account-url "http://127.0.0.1:$account_port" \
   --vip-url "http://127.0.0.1:${vip_ports[0]}" --vip-url "http://127.0.0.1:${vip_ports[1]}" \
-  --concurrency "${CONCURRENCY:-32}" ${RATE:+--rate "$RATE"} \
+  --concurrency "${CONCURRENCY:-32}" ${RATE:+--rate "$RATE"} "${raw[@]}" \
   --amqp-url "$amqp_url" --vip-queue "$queue" --drain-seconds "${DRAIN_SECONDS:-60}" \
   --pid-file "accountservice=$tmp/accountservice.pid" \
   --pid-file "vipservice-1=$tmp/vipservice-1.pid" \
-  --pid-file "vipservice-2=$tmp/vipservice-2.pid" || status=$?
-wait "$fault_pid" || true
+  --pid-file "vipservice-2=$tmp/vipservice-2.pid" &
+# In the background so that a TERM reaches cleanup at once (bash runs a trap only once the
+# foreground command is over; `wait` returns at the signal).
+loadtest_pid=$!
+wait "$loadtest_pid" || status=$?
+loadtest_pid=
+fault_status=0
+wait "$fault_pid" || fault_status=$?
 fault_pid=
+if [ "$fault_status" -ne 0 ]; then
+  echo "the $scenario fault failed (status $fault_status)" >&2
+  [ "$status" -ne 0 ] || status=1
+fi
 exit $status

@@ -17,6 +17,8 @@ pub enum Error {
     MissingMetric { name: &'static str, url: String },
     #[error("broker: {0}")]
     Broker(#[from] lapin::Error),
+    #[error("outage file {path}: {reason}")]
+    Outage { path: String, reason: String },
     #[error("cannot build the latency histogram: {0}")]
     Histogram(#[from] hdrhistogram::CreationError),
 }

@@ -2,9 +2,9 @@
 //! second, and the counts and latencies they leave.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use tokio::time::MissedTickBehavior;
@@ -59,13 +59,26 @@ impl Plan {
         Duration::from_secs_f64(self.phases.iter().map(|p| p.seconds).sum())
     }
 
-    /// The VIP share at `elapsed`, `None` once every phase is over.
-    fn vip_fraction_at(&self, elapsed: Duration) -> Option<f64> {
+    /// When each phase ends, from the start of the load.
+    pub fn phase_ends(&self) -> Vec<Duration> {
         let mut end = 0.0;
-        for phase in &self.phases {
+        self.phases
+            .iter()
+            .map(|p| {
+                end += p.seconds;
+                Duration::from_secs_f64(end)
+            })
+            .collect()
+    }
+
+    /// The phase under way at `elapsed` (its index and VIP share), `None` once every phase is
+    /// over.
+    fn phase_at(&self, elapsed: Duration) -> Option<(usize, f64)> {
+        let mut end = 0.0;
+        for (i, phase) in self.phases.iter().enumerate() {
             end += phase.seconds;
             if elapsed.as_secs_f64() < end {
-                return Some(phase.vip_fraction);
+                return Some((i, phase.vip_fraction));
             }
         }
         None
@@ -81,6 +94,44 @@ pub struct Counters {
     pub transport_errors: AtomicU64,
     pub vip_ok: AtomicU64,
     pub vip_failed: AtomicU64,
+    /// Requests answered 200, per phase of the plan.
+    pub ok_by_phase: Vec<AtomicU64>,
+    /// When each failed request (HTTP or transport error) ended, in ms since the Unix epoch:
+    /// a fault scenario counts those that fell within its outage. Errors are rare (a restart
+    /// refuses a few thousand requests), so a list is small.
+    pub error_times_ms: Mutex<Vec<u64>>,
+}
+
+impl Counters {
+    pub fn for_plan(plan: &Plan) -> Self {
+        Self {
+            ok_by_phase: plan.phases.iter().map(|_| AtomicU64::new(0)).collect(),
+            ..Self::default()
+        }
+    }
+
+    fn record_error(&self) {
+        let now = unix_ms(SystemTime::now());
+        if let Ok(mut times) = self.error_times_ms.lock() {
+            times.push(now);
+        }
+    }
+
+    /// Failed requests that ended within `from_ms..=to_ms`.
+    pub fn errors_between(&self, from_ms: u64, to_ms: u64) -> u64 {
+        self.error_times_ms.lock().map_or(0, |times| {
+            times
+                .iter()
+                .filter(|&&t| (from_ms..=to_ms).contains(&t))
+                .count() as u64
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Whether request number `i` is a VIP read at share `f`: exactly `f` of any long run.
@@ -148,7 +199,7 @@ async fn worker(
         if let Some(pacer) = pacer.as_mut() {
             pacer.tick().await;
         }
-        let Some(fraction) = plan.vip_fraction_at(started.elapsed()) else {
+        let Some((phase, fraction)) = plan.phase_at(started.elapsed()) else {
             return Ok(histogram);
         };
         let i = counters.sequence.fetch_add(1, Relaxed);
@@ -172,17 +223,22 @@ async fn worker(
                 let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                 histogram.saturating_record(micros.max(1));
                 counters.ok.fetch_add(1, Relaxed);
+                if let Some(n) = counters.ok_by_phase.get(phase) {
+                    n.fetch_add(1, Relaxed);
+                }
                 if vip {
                     counters.vip_ok.fetch_add(1, Relaxed);
                 }
             }
             Ok(_) => {
+                counters.record_error();
                 counters.http_errors.fetch_add(1, Relaxed);
                 if vip {
                     counters.vip_failed.fetch_add(1, Relaxed);
                 }
             }
             Err(_) => {
+                counters.record_error();
                 counters.transport_errors.fetch_add(1, Relaxed);
                 if vip {
                     counters.vip_failed.fetch_add(1, Relaxed);
@@ -216,9 +272,13 @@ mod tests {
             other_ids: "3-4".parse().unwrap(),
         };
         assert_eq!(plan.duration(), Duration::from_secs(5));
-        assert_eq!(plan.vip_fraction_at(Duration::from_secs(1)), Some(0.1));
-        assert_eq!(plan.vip_fraction_at(Duration::from_secs(4)), Some(1.0));
-        assert_eq!(plan.vip_fraction_at(Duration::from_secs(5)), None);
+        assert_eq!(
+            plan.phase_ends(),
+            [Duration::from_secs(2), Duration::from_secs(5)]
+        );
+        assert_eq!(plan.phase_at(Duration::from_secs(1)), Some((0, 0.1)));
+        assert_eq!(plan.phase_at(Duration::from_secs(4)), Some((1, 1.0)));
+        assert_eq!(plan.phase_at(Duration::from_secs(5)), None);
         assert!("5".parse::<Phase>().is_err());
         assert!("5:2".parse::<Phase>().is_err());
     }

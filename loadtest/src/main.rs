@@ -2,27 +2,32 @@
 //! read against vipservice's offers, the outbox and the dead-letter queue.
 
 mod broker;
+mod compare;
 mod error;
 mod ids;
 mod load;
+mod outage;
 mod prom;
 mod reconcile;
 mod report;
 mod rss;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
 
 use crate::broker::Broker;
+use crate::compare::RawLimits;
 use crate::error::Error;
 use crate::ids::IdRange;
 use crate::load::{Counters, Phase, Plan};
+use crate::outage::{Outage, OutageReport};
 use crate::reconcile::Targets;
-use crate::report::{Quantiles, Report};
+use crate::report::{PhaseReport, Quantiles, Report};
 use crate::rss::{PeakRss, Watched};
 
 #[derive(Debug, Parser)]
@@ -71,11 +76,18 @@ struct Args {
     /// `NAME=PIDFILE` of a service whose peak RSS to report (repeat); re-read every second.
     #[arg(long = "pid-file", value_parser = rss::parse_watched)]
     pid_files: Vec<Watched>,
-    /// Duplicate offers (one message id offered by two replica stores) tolerated before the
-    /// exit status says failure: a replica killed between its commit and its ack has those
-    /// deliveries redelivered to another replica, at most its prefetch window.
-    #[arg(long, default_value_t = 0)]
-    allowed_duplicate_offers: u64,
+    /// File where the fault scenario writes `down <unix ms>` and `back <unix ms>` around the
+    /// broker's outage; read after the drain, to report the errors during it and the time from
+    /// the broker back to the first offer.
+    #[arg(long)]
+    outage_file: Option<PathBuf>,
+    /// Raw publish-with-confirms rate into a quorum queue (msg/s, from broker-limit), to
+    /// compare against.
+    #[arg(long, requires = "raw_consume_ack")]
+    raw_publish_confirm_quorum: Option<f64>,
+    /// Raw consume-with-ack rate (msg/s, from broker-limit), to compare against.
+    #[arg(long, requires = "raw_publish_confirm_quorum")]
+    raw_consume_ack: Option<f64>,
     /// Instead of a load test: delete the queue, its `.dlq` and `.dlx`, and `--bus-exchange`.
     #[arg(long)]
     cleanup: bool,
@@ -87,16 +99,36 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let allowed_duplicates = args.allowed_duplicate_offers;
+    let outage_expected = args.outage_file.is_some();
     match run(args).await {
         Ok(None) => std::process::ExitCode::SUCCESS,
         Ok(Some(report)) => {
             report.print_table();
+            println!();
+            compare::print_table(
+                "against the Go original (../shared/anchors/go-original-baseline.md)",
+                "Go original",
+                &report.against_go,
+            );
+            if !report.against_raw.is_empty() {
+                println!();
+                compare::print_table(
+                    "against the raw broker (../shared/tools/broker-limit, this invocation)",
+                    "raw limit",
+                    &report.against_raw,
+                );
+            }
             match report.json_line() {
                 Ok(line) => println!("{line}"),
                 Err(e) => eprintln!("cannot print the JSON line: {e}"),
             }
-            if report.lost == 0 && report.duplicate_offers <= allowed_duplicates && report.drained {
+            // Every notification must be accounted for, and offered once: the replicas'
+            // claim ledger leaves no room for a duplicate, whatever the fault.
+            let passed = report.lost == 0
+                && report.duplicate_offers == 0
+                && report.drained
+                && (report.outage.is_some() || !outage_expected);
+            if passed {
                 std::process::ExitCode::SUCCESS
             } else {
                 std::process::ExitCode::from(1)
@@ -151,10 +183,16 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         plan.rate
             .map_or("unbounded".to_owned(), |r| format!("{r:.0}/s")),
     );
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::for_plan(&plan));
     let rss = Arc::new(std::sync::Mutex::new(PeakRss::default()));
 
     let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let published_at_boundaries = tokio::spawn(published_at_boundaries(
+        plan.phase_ends(),
+        targets.clone(),
+        started,
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(load::run(Arc::clone(&plan), Arc::clone(&counters)));
     let side = tokio::spawn(side_tasks(
@@ -177,16 +215,42 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
     let injected = side.await.unwrap_or_else(|_| POISON.load(Relaxed));
 
     let client = reqwest::Client::new();
-    let (drained, drain_time) = reconcile::wait_drained(
+    let drain = reconcile::wait_drained(
         &client,
         &broker,
         &targets,
         Duration::from_secs(args.drain_seconds),
     )
     .await;
+    // Written by the fault while the load ran; a missing or broken file fails the run, after
+    // the report.
+    let outage = args
+        .outage_file
+        .as_deref()
+        .map(Outage::read)
+        .transpose()
+        .unwrap_or_else(|e| {
+            eprintln!("loadtest: {e}");
+            None
+        });
     let account = reconcile::account_figures(&client, &targets).await?;
     let vip = reconcile::vip_figures(&client, &targets).await?;
-    let offers = reconcile::offer_figures(&client, &targets).await?;
+    let start = chrono::DateTime::<chrono::Utc>::from(started_wall);
+    let boundaries: Vec<_> = std::iter::once(Duration::ZERO)
+        .chain(plan.phase_ends())
+        .filter_map(|d| chrono::TimeDelta::from_std(d).ok().map(|d| start + d))
+        .collect();
+    let offers = reconcile::offer_figures(
+        &client,
+        &targets,
+        &boundaries,
+        outage.and_then(Outage::back),
+    )
+    .await?;
+    // The counter at the start of each phase and at the end of the load.
+    let published: Vec<Option<f64>> = std::iter::once(Some(0.0))
+        .chain(published_at_boundaries.await.unwrap_or_default())
+        .collect();
     let dlq = u64::from(
         broker
             .depth(&format!("{}.dlq", args.vip_queue))
@@ -207,7 +271,49 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
     let dead_lettered_notifications = as_i64(dlq) - as_i64(injected);
     let lost = as_i64(vip_ok) - (as_i64(offers.distinct) + outbox + dead_lettered_notifications);
     let ok = counters.ok.load(Relaxed);
-    Ok(Some(Report {
+    #[allow(clippy::cast_precision_loss)]
+    let phases = plan
+        .phases
+        .iter()
+        .zip(&counters.ok_by_phase)
+        .enumerate()
+        .map(|(i, (phase, n))| PhaseReport {
+            seconds: phase.seconds,
+            vip_fraction: phase.vip_fraction,
+            req_per_s: n.load(Relaxed) as f64 / phase.seconds,
+            publish_per_s: published
+                .get(i)
+                .copied()
+                .flatten()
+                .zip(published.get(i + 1).copied().flatten())
+                .map(|(from, to)| (to - from) / phase.seconds),
+            offers_per_s: offers.by_phase.get(i).copied().unwrap_or(0) as f64 / phase.seconds,
+        })
+        .collect();
+    let publishing = drain.publishing_ended.duration_since(started);
+    #[allow(clippy::cast_precision_loss)]
+    let publish_per_s = account.published / publishing.as_secs_f64().max(1e-3);
+    let offering = offers
+        .last_offered_at
+        .and_then(|last| last.signed_duration_since(start).to_std().ok())
+        .unwrap_or(elapsed);
+    #[allow(clippy::cast_precision_loss)]
+    let offers_per_s = offers.distinct as f64 / offering.as_secs_f64().max(1e-3);
+    let outage = outage.map(|o| {
+        OutageReport::new(
+            o,
+            counters.errors_between(o.down_ms, o.back_ms),
+            offers.first_offered_after,
+        )
+    });
+    let raw_limits = args
+        .raw_publish_confirm_quorum
+        .zip(args.raw_consume_ack)
+        .map(|(publish_confirm_quorum, consume_ack)| RawLimits {
+            publish_confirm_quorum,
+            consume_ack,
+        });
+    let mut report = Report {
         scenario: args.scenario,
         seconds: elapsed.as_secs_f64(),
         concurrency: args.concurrency,
@@ -216,6 +322,7 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         transport_errors: counters.transport_errors.load(Relaxed),
         #[allow(clippy::cast_precision_loss)]
         req_per_s: ok as f64 / elapsed.as_secs_f64(),
+        phases,
         latency: Quantiles::of(&histogram),
         vip_reads_ok: vip_ok,
         vip_reads_failed: counters.vip_failed.load(Relaxed),
@@ -233,12 +340,42 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         distinct_offers: offers.distinct,
         duplicate_offers: offers.cross_store_duplicates,
         duplicate_examples: offers.duplicate_examples,
-        drained,
-        drain_seconds: drain_time.as_secs_f64(),
+        drained: drain.drained,
+        drain_seconds: drain.took.as_secs_f64(),
         lost,
         end_to_end: Quantiles::of(&offers.end_to_end),
+        publish_per_s,
+        offers_per_s,
+        vip_replicas: args.vip_urls.len(),
         peak_rss_kb,
-    }))
+        outage,
+        against_go: Vec::new(),
+        raw_limits,
+        against_raw: Vec::new(),
+    };
+    report.against_go = compare::against_go(&report);
+    if let Some(raw) = raw_limits {
+        report.against_raw = compare::against_raw(&report, raw);
+    }
+    Ok(Some(report))
+}
+
+/// accountservice's confirmed-publish counter at the end of each phase (`None` where it could
+/// not be read): each phase's publish rate. The load keeps its own time, so this follows the
+/// same clock from the same start.
+async fn published_at_boundaries(
+    ends: Vec<Duration>,
+    targets: Targets,
+    started: Instant,
+) -> Vec<Option<f64>> {
+    let client = reqwest::Client::new();
+    let mut values = Vec::with_capacity(ends.len());
+    for end in ends {
+        tokio::time::sleep_until((started + end).into()).await;
+        let figures = reconcile::account_figures(&client, &targets).await;
+        values.push(figures.ok().map(|f| f.published));
+    }
+    values
 }
 
 fn as_i64(n: u64) -> i64 {

@@ -62,6 +62,24 @@ pub struct OfferFigures {
     pub duplicate_examples: Vec<String>,
     /// `offeredAt - readAt` of each distinct offer, in µs.
     pub end_to_end: Histogram<u64>,
+    /// Distinct offers whose `offeredAt` falls in each window between consecutive boundaries
+    /// asked for (the phases of the load).
+    pub by_phase: Vec<u64>,
+    /// The latest `offeredAt`: when the last notification became an offer.
+    pub last_offered_at: Option<DateTime<Utc>>,
+    /// The earliest `offeredAt` later than the instant asked for (the broker back after an
+    /// outage): when the pipeline committed its first offer again.
+    pub first_offered_after: Option<DateTime<Utc>>,
+}
+
+/// How the wait for the pipeline to drain went.
+#[derive(Debug, Clone, Copy)]
+pub struct Drain {
+    pub drained: bool,
+    pub took: Duration,
+    /// The last moment accountservice's confirmed-publish counter was seen moving (the end
+    /// of the load if it never moved after it), to within the 1 s poll.
+    pub publishing_ended: Instant,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,14 +142,16 @@ pub async fn vip_figures(client: &reqwest::Client, targets: &Targets) -> Result<
 }
 
 /// Waits until the outbox is empty, the queue has nothing ready and the consumers' counters
-/// stopped moving, or until `deadline` passes; returns whether it drained and how long it took.
+/// stopped moving, or until `deadline` passes.
 pub async fn wait_drained(
     client: &reqwest::Client,
     broker: &Broker,
     targets: &Targets,
     deadline: Duration,
-) -> (bool, Duration) {
+) -> Drain {
     let started = Instant::now();
+    let mut publishing_ended = started;
+    let mut published: Option<f64> = None;
     let mut last: Option<(AccountFigures, VipFigures)> = None;
     while started.elapsed() < deadline {
         let snapshot = async {
@@ -141,10 +161,20 @@ pub async fn wait_drained(
             Ok::<_, Error>((account, vip, depth))
         }
         .await;
+        if let Ok((account, _, _)) = &snapshot {
+            if published.is_some_and(|p| p != account.published) {
+                publishing_ended = Instant::now();
+            }
+            published = Some(account.published);
+        }
         match snapshot {
             Ok((account, vip, Some(0))) if account.outbox == 0.0 => {
                 if last == Some((account, vip)) {
-                    return (true, started.elapsed());
+                    return Drain {
+                        drained: true,
+                        took: started.elapsed(),
+                        publishing_ended,
+                    };
                 }
                 last = Some((account, vip));
             }
@@ -156,17 +186,27 @@ pub async fn wait_drained(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    (false, started.elapsed())
+    Drain {
+        drained: false,
+        took: started.elapsed(),
+        publishing_ended,
+    }
 }
 
-/// Reads every VIP account's offers from every replica.
+/// Reads every VIP account's offers from every replica. `boundaries`: the instants between
+/// which to count offers (ascending); `after`: the instant whose first later offer to find.
 pub async fn offer_figures(
     client: &reqwest::Client,
     targets: &Targets,
+    boundaries: &[DateTime<Utc>],
+    after: Option<DateTime<Utc>>,
 ) -> Result<OfferFigures, Error> {
+    let mut by_phase = vec![0; boundaries.len().saturating_sub(1)];
     let mut stores_by_id: HashMap<String, u32> = HashMap::new();
     let mut end_to_end = new_histogram()?;
     let mut total = 0;
+    let mut last_offered_at: Option<DateTime<Utc>> = None;
+    let mut first_offered_after: Option<DateTime<Utc>> = None;
     for base in &targets.vip_urls {
         for id in targets.vip_ids.iter() {
             let url = format!("{base}/offers/{id}");
@@ -193,9 +233,19 @@ pub async fn offer_figures(
             })?;
             for offer in offers {
                 total += 1;
+                last_offered_at = last_offered_at.max(Some(offer.offered_at));
+                if after.is_some_and(|a| offer.offered_at > a) {
+                    first_offered_after = Some(
+                        first_offered_after.map_or(offer.offered_at, |f| f.min(offer.offered_at)),
+                    );
+                }
                 let seen = stores_by_id.entry(offer.message_id).or_default();
                 *seen += 1;
                 if *seen == 1 {
+                    let window = boundaries.partition_point(|b| *b <= offer.offered_at);
+                    if let Some(n) = window.checked_sub(1).and_then(|w| by_phase.get_mut(w)) {
+                        *n += 1;
+                    }
                     let micros = (offer.offered_at - offer.read_at)
                         .num_microseconds()
                         .and_then(|m| u64::try_from(m).ok())
@@ -219,5 +269,8 @@ pub async fn offer_figures(
         cross_store_duplicates: stores_by_id.values().filter(|&&n| n > 1).count() as u64,
         duplicate_examples,
         end_to_end,
+        by_phase,
+        last_offered_at,
+        first_offered_after,
     })
 }

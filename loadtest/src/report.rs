@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::compare::{RawLimits, Row};
+use crate::outage::OutageReport;
+
 /// Latency quantiles in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Quantiles {
@@ -25,6 +28,19 @@ impl Quantiles {
     }
 }
 
+/// One phase of the load as it ran.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PhaseReport {
+    pub seconds: f64,
+    pub vip_fraction: f64,
+    pub req_per_s: f64,
+    /// Confirmed publishes during the phase ÷ its length (`None` if accountservice's counter
+    /// could not be read at one of its ends).
+    pub publish_per_s: Option<f64>,
+    /// Offers committed (`offeredAt`) during the phase ÷ its length.
+    pub offers_per_s: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub scenario: String,
@@ -34,6 +50,7 @@ pub struct Report {
     pub http_errors: u64,
     pub transport_errors: u64,
     pub req_per_s: f64,
+    pub phases: Vec<PhaseReport>,
     pub latency: Quantiles,
     pub vip_reads_ok: u64,
     pub vip_reads_failed: u64,
@@ -56,7 +73,17 @@ pub struct Report {
     /// accepted VIP reads − (distinct offers + outbox + dead-lettered notifications)
     pub lost: i64,
     pub end_to_end: Quantiles,
+    /// Confirmed publishes ÷ the time from the load's start until the publish counter stopped.
+    pub publish_per_s: f64,
+    /// Distinct offers ÷ the time from the load's start to the last `offeredAt`.
+    pub offers_per_s: f64,
+    pub vip_replicas: usize,
     pub peak_rss_kb: BTreeMap<String, u64>,
+    /// The broker's outage and what it cost, in the fault scenarios that record one.
+    pub outage: Option<OutageReport>,
+    pub against_go: Vec<Row>,
+    pub raw_limits: Option<RawLimits>,
+    pub against_raw: Vec<Row>,
 }
 
 impl Report {
@@ -73,6 +100,23 @@ impl Report {
                 format!("{} / {}", self.http_errors, self.transport_errors),
             ),
             ("req/s", format!("{:.0}", self.req_per_s)),
+            (
+                "by phase: VIP share, req/s, publishes/s, offers/s",
+                self.phases
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{:.0}% {:.0} {} {:.0}",
+                            p.vip_fraction * 100.0,
+                            p.req_per_s,
+                            p.publish_per_s
+                                .map_or("?".to_owned(), |r| format!("{r:.0}")),
+                            p.offers_per_s
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            ),
             (
                 "latency p50 / p99 / max",
                 format!(
@@ -134,6 +178,21 @@ impl Report {
             ),
         ];
         let mut rows = rows;
+        rows.push((
+            "whole run: confirmed publishes/s / offers/s",
+            format!("{:.0} / {:.0}", self.publish_per_s, self.offers_per_s),
+        ));
+        if let Some(o) = self.outage {
+            rows.push((
+                "broker outage / HTTP errors in it",
+                format!("{:.1} s / {}", o.seconds, o.http_errors_during),
+            ));
+            rows.push((
+                "broker back → first offer",
+                o.seconds_back_to_first_offer
+                    .map_or("no offer after it".to_owned(), |s| format!("{s:.2} s")),
+            ));
+        }
         for (name, kb) in &self.peak_rss_kb {
             rows.push(("peak RSS", format!("{name}: {:.1} MB", kb_to_mb(*kb))));
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::messaging::{Messaging, OutgoingMessage, QueueSpec};
 use common::notification::{MESSAGE_TYPE, VipNotification};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::batcher::OutboxBatcher;
@@ -27,6 +28,9 @@ struct Publisher {
     batcher: Arc<OutboxBatcher>,
     queue: QueueSpec,
     publish_timeout: Duration,
+    /// Ends the publishes still under way when shutdown has waited long enough, so no task
+    /// outlives the service holding its store.
+    abandon: CancellationToken,
     /// Notifications whose publish is under way, by message id: what shutdown persists if
     /// their tasks do not finish in time.
     in_flight: Mutex<HashMap<String, OutboxEntry>>,
@@ -48,6 +52,7 @@ impl Notifier {
             outbox,
             queue,
             publish_timeout,
+            abandon: CancellationToken::new(),
             in_flight: Mutex::default(),
         };
         Self {
@@ -113,6 +118,10 @@ impl Notifier {
         {
             return 0;
         }
+        // The abandoned tasks end at once, leaving their notifications in `in_flight`; the
+        // batcher's writer finishes what it holds.
+        self.publisher.abandon.cancel();
+        self.tracker.wait().await;
         let mut pending = self.publisher.batcher.take_unwritten();
         pending.extend(self.publisher.in_flight().values().cloned());
         let count = pending.len();
@@ -137,7 +146,11 @@ impl Publisher {
     ) {
         let limit = self.publish_timeout;
         let publish = self.messaging.publish_on_queue(&self.queue, message);
-        let failure = match tokio::time::timeout(limit, publish).await {
+        let outcome = tokio::select! {
+            () = self.abandon.cancelled() => return,
+            outcome = tokio::time::timeout(limit, publish) => outcome,
+        };
+        let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(error.to_string()),
             Err(_elapsed) => Some(format!("no confirm within {limit:?}")),

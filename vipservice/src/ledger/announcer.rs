@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{ExponentialBuilder, Retryable};
 use common::messaging::{Messaging, MessagingError, OutgoingMessage, StreamSpec};
 use metrics::counter;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -139,21 +139,17 @@ async fn run(
 /// Publishes until the broker confirms (the claims wait, in the store and in their
 /// deliveries, meanwhile); `false` once messaging is closed.
 async fn publish(messaging: &dyn Messaging, ledger: &StreamSpec, message: OutgoingMessage) -> bool {
-    let mut delays = ExponentialBuilder::default()
+    let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(5))
         .with_jitter()
-        .without_max_times()
-        .build();
-    loop {
-        match messaging.publish_on_stream(ledger, message.clone()).await {
-            Ok(()) => return true,
-            Err(MessagingError::Closed) => return false,
-            Err(error) => {
-                let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                warn!(ledger = %ledger.name, %error, ?delay, "cannot append to the ledger; retrying");
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
+        .without_max_times();
+    (|| messaging.publish_on_stream(ledger, message.clone()))
+        .retry(backoff)
+        .when(|error| !matches!(error, MessagingError::Closed))
+        .notify(|error, delay| {
+            warn!(ledger = %ledger.name, %error, ?delay, "cannot append to the ledger; retrying");
+        })
+        .await
+        .is_ok()
 }

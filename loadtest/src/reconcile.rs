@@ -13,14 +13,9 @@ use crate::ids::IdRange;
 use crate::load::new_histogram;
 use crate::prom::metric_sum;
 
-pub const PUBLISHED: &str = "vip_notifications_published_total";
-pub const FAILED: &str = "vip_notifications_failed_total";
-pub const BUFFERED: &str = "vip_notifications_buffered_total";
-pub const OUTBOX_DEPTH: &str = "vip_outbox_depth";
-pub const CONSUMED: &str = "vip_notifications_consumed_total";
-pub const OFFERS_MADE: &str = "vip_offers_made_total";
-pub const DUPLICATES: &str = "vip_duplicates_dropped_total";
-pub const DEAD_LETTERED: &str = "vip_dead_lettered_total";
+// The services' own metric names, so the two cannot drift apart.
+use accountservice::notify::metric::{BUFFERED, FAILED, OUTBOX_DEPTH, PUBLISHED};
+use vipservice::metrics::{CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED as DUPLICATES, OFFERS_MADE};
 
 /// Where the services and the queue are.
 #[derive(Debug, Clone)]

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use crate::store::{Outbox, OutboxEntry, StoreError};
 
 /// Metric names, in one place for `/metrics` readers.
-mod metric {
+/// The names of the notification metrics on `/metrics` (loadtest reads them too).
+pub mod metric {
     pub const PUBLISHED: &str = "vip_notifications_published_total";
     pub const FAILED: &str = "vip_notifications_failed_total";
     pub const BUFFERED: &str = "vip_notifications_buffered_total";

@@ -33,11 +33,12 @@ pub enum OfferError {
     },
 }
 
-/// Why [`super::OfferWriter::record`] gave no outcome. Nothing was recorded: the message can
-/// be redelivered safely.
+/// Why a ledger entry given to [`super::OfferWriter::apply`] was not applied. Nothing of it
+/// was recorded: the claims it holds stay in the ledger, and their messages can be
+/// redelivered safely.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RecordError {
-    /// The group's transaction failed; every request in the group gets the same error.
+    /// The group's transaction failed; every entry in the group gets the same error.
     #[error("the offer transaction failed")]
     Store(#[source] Arc<OfferError>),
     /// The writer thread is gone.

@@ -48,35 +48,22 @@ pub struct Decision {
     pub processed_at: DateTime<Utc>,
 }
 
-/// What a replica decided for a notification before the ledger ordered it: it becomes the
-/// notification's [`Decision`] (and [`Offer`]) if this replica's claim comes first in the
-/// ledger, and is dropped otherwise.
+/// A replica's claim of a notification, as the ledger carries it: the notification travels
+/// with its claim, so the store the claim wins in makes the offer from the ledger alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Claim {
+    pub message_id: String,
     pub account_id: String,
-    /// The offer's text, if the rule allowed an offer.
-    pub offer_text: Option<String>,
+    /// When the account was read, from the notification.
     pub read_at: DateTime<Utc>,
-    pub claimed_at: DateTime<Utc>,
 }
 
-/// The answer to one [`super::OfferWriter::record`] call, given once it is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// This replica claims the notification (now, or by a claim made before and not yet
-    /// ordered): the claim must be announced on the ledger before the message is acked.
-    Claimed,
-    /// This `message_id` was processed before, here or by another replica; nothing new was
-    /// recorded.
-    Duplicate,
-}
-
-/// One ledger entry: the `message_ids` a replica claimed, at its offset in the ledger.
+/// One ledger entry: the claims of a replica, at its offset in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ordered {
     pub replica: String,
-    pub message_ids: Vec<String>,
+    pub claims: Vec<Claim>,
     pub offset: u64,
 }
 
@@ -87,8 +74,9 @@ pub struct Resolved {
     pub offers: u64,
     /// Claims of this replica that came first, without an offer (the rule's minimum interval).
     pub no_offers: u64,
-    /// Claims of this replica that another replica's claim preceded: dropped as duplicates.
-    pub lost: u64,
+    /// Claims of this replica whose notification was decided before, here or by another
+    /// replica's earlier claim: dropped as duplicates.
+    pub duplicates: u64,
 }
 
 /// Totals since the database was created.
@@ -99,9 +87,7 @@ pub struct Counts {
     pub processed: u64,
     pub offers: u64,
     pub no_offers: u64,
-    /// Notifications dropped because their `message_id` was already processed, here or by
-    /// another replica (including this replica's claims that lost in the ledger).
+    /// This replica's claims dropped because their `message_id` was already decided, here or
+    /// by another replica whose claim came first in the ledger.
     pub duplicates: u64,
-    /// Claims not yet ordered by the ledger.
-    pub pending: u64,
 }

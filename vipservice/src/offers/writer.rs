@@ -1,8 +1,8 @@
 //! [`OfferWriter`]: group commit of ledger entries on a dedicated thread.
 //!
-//! Entries queue on a channel, in ledger order. The writer takes every entry waiting (up to a
-//! maximum), applies them all in one transaction, in order, and answers each caller once that
-//! transaction is durable. While one group commits, the next one gathers, so the number of
+//! Entries queue on a channel, in ledger order. The writer takes the entries waiting, up to a
+//! number of claims, applies them all in one transaction, in order, and answers each caller
+//! once that transaction is durable. While one group commits, the next one gathers, so the number of
 //! fsyncs follows the disk's speed rather than the message rate.
 
 use std::sync::Arc;
@@ -14,7 +14,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{OfferDb, OfferRule, Ordered, RecordError, Resolved};
 use crate::metrics::{DUPLICATES_DROPPED, NO_OFFERS, OFFERS_MADE};
 
-/// The default largest group (in ledger entries) committed in one transaction.
+/// The default number of claims at which a group stops taking entries. A transaction holds
+/// every page it changes in memory until it commits (a page per account offered to, at
+/// worst), so this bounds the writer's memory however many deliveries wait.
 pub const DEFAULT_MAX_BATCH: usize = 256;
 
 /// An entry for the writer, and where to send what it decided.
@@ -36,8 +38,8 @@ pub struct OfferWriter {
 }
 
 impl OfferWriter {
-    /// Starts the writer thread for `db`, applying `rule` and committing at most `max_batch`
-    /// ledger entries per transaction.
+    /// Starts the writer thread for `db`, applying `rule`; a group stops taking entries once
+    /// it holds `max_batch` claims.
     pub fn start(db: Arc<OfferDb>, rule: OfferRule, max_batch: usize) -> std::io::Result<Self> {
         let max_batch = max_batch.max(1);
         let (requests, receiver) = mpsc::channel(max_batch);
@@ -95,12 +97,16 @@ fn run(
     rule: &watch::Receiver<OfferRule>,
     max_batch: usize,
 ) {
-    let mut group = Vec::with_capacity(max_batch);
+    let mut group = Vec::new();
     while let Some(first) = requests.blocking_recv() {
+        let mut claims = first.entry.claims.len();
         group.push(first);
-        while group.len() < max_batch {
+        while claims < max_batch {
             match requests.try_recv() {
-                Ok(request) => group.push(request),
+                Ok(request) => {
+                    claims += request.entry.claims.len();
+                    group.push(request);
+                }
                 Err(_) => break,
             }
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::messaging::{Handler, HandlerError, IncomingMessage};
+use tracing::warn;
 
 use super::{Entry, Settlements};
 use crate::offers::{OfferWriter, Ordered, RecordError};
@@ -55,10 +56,18 @@ impl Handler for LedgerReader {
         if mine {
             let settlements = self.settlements.clone();
             tokio::spawn(async move {
-                let settled = applying
-                    .await
-                    .unwrap_or(Err(RecordError::WriterStopped))
-                    .map(drop);
+                let settled = match applying.await.unwrap_or(Err(RecordError::WriterStopped)) {
+                    // Not applied (see `Resolved::skipped`): its deliveries keep waiting, as
+                    // `vip_claims_pending` shows, rather than being acked without a decision.
+                    Ok(resolved) if resolved.skipped => {
+                        warn!(
+                            offset,
+                            "a ledger entry of this replica lies before the store's offset; not applied"
+                        );
+                        return;
+                    }
+                    result => result.map(drop),
+                };
                 settlements.settle(message_ids.iter().map(String::as_str), &settled);
             });
         }

@@ -194,6 +194,7 @@ impl OfferDb {
         let action = "apply a ledger entry";
         let mut resolved = Resolved::default();
         if entry.offset < totals.ledger_next_offset {
+            resolved.skipped = true;
             return Ok(resolved);
         }
         totals.ledger_next_offset = entry.offset + 1;

@@ -34,8 +34,9 @@ pub enum OfferError {
 }
 
 /// Why a ledger entry given to [`super::OfferWriter::apply`] was not applied. Nothing of it
-/// was recorded: the claims it holds stay in the ledger, and their messages can be
-/// redelivered safely.
+/// was recorded in this store, and it is not read again: this replica's own claims in it are
+/// retried by their deliveries (claimed again), but another replica's claims in it are
+/// unknown here from then on.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RecordError {
     /// The group's transaction failed; every entry in the group gets the same error.

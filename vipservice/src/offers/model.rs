@@ -70,6 +70,10 @@ pub struct Ordered {
 /// What applying ledger entries decided for this replica's claims.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Resolved {
+    /// The entry lies before the offset this store has read up to, so it was not applied
+    /// now: a re-read, or a ledger that started over below the store (its claims are not
+    /// decided by it).
+    pub skipped: bool,
     /// Claims of this replica that came first, with an offer.
     pub offers: u64,
     /// Claims of this replica that came first, without an offer (the rule's minimum interval).

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use crate::store::{Outbox, OutboxEntry, StoreError};
 
-/// Metric names, in one place for `/metrics` readers.
 /// The names of the notification metrics on `/metrics` (loadtest reads them too).
 pub mod metric {
     pub const PUBLISHED: &str = "vip_notifications_published_total";

@@ -1,4 +1,5 @@
 use std::sync::Mutex;
+use std::time::Duration;
 
 use common::messaging::{MessagingError, MockMessaging};
 use tokio::sync::mpsc;
@@ -14,10 +15,13 @@ struct Fixture {
     stopping: CancellationToken,
     /// The ledger entries the consumer published, in order.
     announced: Arc<Mutex<Vec<Entry>>>,
+    /// The published entries' bodies, when nobody reads the ledger.
+    unread: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
 }
 
 /// A consumer whose ledger is a mock: what is published on it is kept and, when `read` is
-/// true, handed at once to a real [`LedgerReader`] on the same store, as the stream would.
+/// true, handed at once to a real [`LedgerReader`] on the same store, as the stream would;
+/// otherwise left on [`Fixture::unread`].
 fn fixture(read: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Arc::new(OfferDb::open(dir.path().join("offers.redb")).expect("db opens"));
@@ -28,15 +32,20 @@ fn fixture(read: bool) -> Fixture {
     let settlements = Arc::new(Settlements::default());
     let reader = LedgerReader::new(writer, settlements.clone(), db.replica().to_owned());
     let (stream, mut entries) = mpsc::unbounded_channel::<Vec<u8>>();
-    tokio::spawn(async move {
-        let mut offset = 0;
-        while let Some(body) = entries.recv().await {
-            let mut message = IncomingMessage::from_body(body);
-            message.stream_offset = Some(offset);
-            offset += 1;
-            reader.handle(message).await.expect("entry applied");
-        }
-    });
+    let unread = if read {
+        tokio::spawn(async move {
+            let mut offset = 0;
+            while let Some(body) = entries.recv().await {
+                let mut message = IncomingMessage::from_body(body);
+                message.stream_offset = Some(offset);
+                offset += 1;
+                reader.handle(message).await.expect("entry applied");
+            }
+        });
+        None
+    } else {
+        Some(entries)
+    };
     let announced = Arc::new(Mutex::new(Vec::new()));
     let mut messaging = MockMessaging::new();
     let kept = announced.clone();
@@ -47,9 +56,9 @@ fn fixture(read: bool) -> Fixture {
             assert_eq!(message.kind, ledger::ENTRY_TYPE);
             let entry = serde_json::from_slice(&message.body).expect("an entry");
             kept.lock().expect("lock").push(entry);
-            if read {
-                stream.send(message.body.to_vec()).expect("reader running");
-            }
+            stream
+                .send(message.body.to_vec())
+                .expect("the ledger's reader or test is there");
             Ok(())
         });
     let announcer = Announcer::start(
@@ -64,6 +73,7 @@ fn fixture(read: bool) -> Fixture {
         consumer: OfferConsumer::new(Arc::new(announcer), settlements, stopping.clone()),
         stopping,
         announced,
+        unread,
     }
 }
 
@@ -132,21 +142,12 @@ async fn a_claim_that_cannot_be_announced_while_stopping_is_requeued() {
 #[tokio::test]
 async fn a_claim_the_ledger_has_not_ordered_when_stopping_is_requeued() {
     let f = fixture(false);
-    let consumer = Arc::new(f.consumer);
-    let handling = tokio::spawn({
-        let consumer = consumer.clone();
-        async move { consumer.handle(message(GO_BODY, Some("m-1"))).await }
-    });
+    let mut unread = f.unread.expect("nobody reads the ledger");
+    let handling =
+        tokio::spawn(async move { f.consumer.handle(message(GO_BODY, Some("m-1"))).await });
     // Announced, but nobody reads the ledger: the handler waits (the message stays unacked).
-    let mut announced = false;
-    for _ in 0..1000 {
-        announced = !f.announced.lock().expect("lock").is_empty();
-        if announced {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert!(announced, "the claim was announced");
+    let announced = tokio::time::timeout(Duration::from_secs(5), unread.recv()).await;
+    assert!(matches!(announced, Ok(Some(_))), "the claim was announced");
     assert!(!handling.is_finished());
     f.stopping.cancel();
     let err = handling.await.expect("joins").expect_err("requeued");

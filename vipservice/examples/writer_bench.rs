@@ -4,30 +4,30 @@
 //! cargo run --release -p vipservice --example writer_bench -- -n 100000 --group 100
 //! ```
 //!
-//! Feeds a fresh store in a temp dir what the ledger reader feeds it in a drain: entries of
-//! `--group` claims of this replica (message ids are UUIDv7, as accountservice's), at most
-//! two awaiting their commit at a time (so groups stay as small as a consumer's prefetch
-//! keeps them), until `-n` notifications are offers. Prints `name value` lines:
-//! notifications per second of wall time and the process's CPU time per notification.
-//! Broker-free, so it separates the store's cost from the messaging's when the drain
-//! benchmark moves.
+//! Simulates the consumer's steady state on a fresh store in a temp dir: `--group` deliveries
+//! are claimed concurrently (message ids are UUIDv7, as accountservice's), then the ledger
+//! entry that orders them is applied while the next group is claimed, until `-n`
+//! notifications are offers. Prints `name value` lines: notifications per
+//! second of wall time and the writer process's CPU time per notification. Broker-free, so it
+//! separates the store's cost from the messaging's when the drain benchmark moves.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use chrono::Utc;
 use clap::Parser;
+use common::notification::VipNotification;
+use tokio::task::JoinSet;
 use uuid::Uuid;
-use vipservice::offers::{Claim, OfferDb, OfferRule, OfferWriter, Ordered};
+use vipservice::offers::{Applying, OfferDb, OfferRule, OfferWriter, Ordered, Outcome};
 
 #[derive(Parser)]
-#[command(about = "Ledger claims applied per second by the offer writer, broker-free")]
+#[command(about = "Claims and ledger applies per second of the offer writer, broker-free")]
 struct Args {
     /// Notifications to turn into offers
     #[arg(short = 'n', long, default_value_t = 100_000)]
     count: u64,
-    /// Claims per ledger entry (the consumer's prefetch bounds them)
+    /// Claims in flight at once (the consumer's prefetch bounds them)
     #[arg(long, default_value_t = 100)]
     group: u64,
     /// Distinct accounts the notifications are spread over
@@ -48,30 +48,36 @@ async fn main() -> Result<()> {
     )?);
     let cpu_before = cpu_seconds()?;
     let started = Instant::now();
-    let mut applying = std::collections::VecDeque::new();
+    let mut pending_apply: Option<Applying> = None;
     let mut made = 0;
     for (offset, first) in (0..args.count).step_by(args.group as usize).enumerate() {
-        let claims = (first..(first + args.group).min(args.count))
-            .map(|i| Claim {
-                message_id: Uuid::now_v7().to_string(),
-                account_id: format!("bench{:04}", i % args.accounts),
-                read_at: Utc::now(),
-            })
+        let ids: Vec<String> = (first..(first + args.group).min(args.count))
+            .map(|_| Uuid::now_v7().to_string())
             .collect();
+        let mut claims = JoinSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            let (writer, id) = (Arc::clone(&writer), id.clone());
+            let account = format!("bench{:04}", (first + i as u64) % args.accounts);
+            claims.spawn(async move { writer.record(id, VipNotification::now(account)).await });
+        }
+        while let Some(claimed) = claims.join_next().await {
+            ensure!(
+                claimed?? == Outcome::Claimed,
+                "a fresh id came back a duplicate"
+            );
+        }
+        if let Some(applying) = pending_apply.take() {
+            made += applying.await??.offers;
+        }
         let entry = Ordered {
             replica: replica.clone(),
-            claims,
+            message_ids: ids,
             offset: offset as u64,
         };
-        applying.push_back(writer.apply(entry).await?);
-        if applying.len() > 2
-            && let Some(resolved) = applying.pop_front()
-        {
-            made += resolved.await??.offers;
-        }
+        pending_apply = Some(writer.apply(entry).await?);
     }
-    for resolved in applying {
-        made += resolved.await??.offers;
+    if let Some(applying) = pending_apply {
+        made += applying.await??.offers;
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds()? - cpu_before;

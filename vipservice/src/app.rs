@@ -12,12 +12,11 @@ use common::messaging::{QueueSpec, StreamOffset, Subscription};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::consumer::OfferConsumer;
 use crate::error::StartupError;
-use crate::ledger::{self, Announcer, LedgerReader, Settlements};
+use crate::ledger::{self, Announcer, LedgerReader};
 use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferWriter};
 use crate::routes::{AppState, router};
 use crate::settings::VipSettings;
@@ -25,7 +24,7 @@ use crate::settings::VipSettings;
 /// The consumers' names on the broker, shown in its management UI.
 const CONSUMER_NAME: &str = "vipservice";
 const LEDGER_READER_NAME: &str = "vipservice-ledger";
-/// How long stopping waits for the ledger to order the claims of the deliveries in hand.
+/// How long stopping waits for the ledger to order the last claims.
 const LEDGER_GRACE: Duration = Duration::from_secs(5);
 
 /// vipservice, started and consuming.
@@ -34,9 +33,6 @@ pub struct App {
     writer: Arc<OfferWriter>,
     consumer: Subscription,
     ledger: Subscription,
-    settlements: Arc<Settlements>,
-    /// Tells the consumer's handlers to stop waiting for the ledger (see `stop_consuming`).
-    stopping: CancellationToken,
     rule_follower: JoinHandle<()>,
 }
 
@@ -61,23 +57,21 @@ impl App {
         let from = db
             .ledger_next_offset()?
             .map_or(StreamOffset::First, StreamOffset::At);
-        let settlements = Arc::new(Settlements::default());
-        let reader = Arc::new(LedgerReader::new(
-            writer.clone(),
-            settlements.clone(),
-            db.replica().to_owned(),
-        ));
+        let reader = Arc::new(LedgerReader::new(writer.clone()));
         let ledger = messaging
             .subscribe_to_stream(&stream, from, LEDGER_READER_NAME, reader)
             .await?;
         let announcer = Announcer::start(messaging.clone(), stream, db.replica().to_owned());
+        let pending = db.pending_claims()?;
+        if !pending.is_empty() {
+            info!(
+                claims = pending.len(),
+                "announcing the claims a previous run left pending"
+            );
+        }
+        announcer.announce_later(pending);
         let queue = QueueSpec::work_queue(&settings.own.vip_queue, settings.core.amqp.queue_type);
-        let stopping = CancellationToken::new();
-        let handler = Arc::new(OfferConsumer::new(
-            Arc::new(announcer),
-            settlements.clone(),
-            stopping.clone(),
-        ));
+        let handler = Arc::new(OfferConsumer::new(writer.clone(), Arc::new(announcer)));
         let consumer = messaging
             .subscribe_to_queue(&queue, CONSUMER_NAME, handler)
             .await?;
@@ -87,8 +81,6 @@ impl App {
             writer,
             consumer,
             ledger,
-            settlements,
-            stopping,
             rule_follower,
         })
     }
@@ -101,19 +93,20 @@ impl App {
         })
     }
 
-    /// Stops taking notifications and lets the handlers holding some finish: each is acked
-    /// once the ledger ordered its claim and this store applied it. After a bounded wait, the
-    /// rest are requeued; their claims that reached the ledger are applied at the next start.
+    /// Stops taking notifications, lets the handlers holding some finish (committed, announced
+    /// and acked), then waits a bounded time for the ledger to order this replica's claims, so
+    /// that its offers are in the store when it stops rather than at its next start.
     pub async fn stop_consuming(&self) {
-        let stopped = self.consumer.stop();
-        tokio::pin!(stopped);
-        if timeout(LEDGER_GRACE, &mut stopped).await.is_err() {
+        self.consumer.stop().await;
+        let mut pending = self.writer.pending();
+        let settled = timeout(LEDGER_GRACE, pending.wait_for(|claims| *claims == 0))
+            .await
+            .is_ok_and(|waited| waited.is_ok());
+        if !settled {
             warn!(
-                claims = self.settlements.pending(),
-                "stopping with claims the ledger has not ordered; their messages are requeued"
+                claims = *pending.borrow(),
+                "stopping with claims the ledger has not ordered; the next start settles them"
             );
-            self.stopping.cancel();
-            stopped.await;
         }
     }
 

@@ -1,17 +1,15 @@
-//! The `vip_queue` consumer: log, decode, claim the notification on the ledger, and let the
-//! message be acked only once this store applied the claim.
+//! The `vip_queue` consumer: log, decode, claim through the [`OfferWriter`], announce the claim
+//! on the ledger, and only then let the message be acked.
 //!
 //! What happens to a delivery:
 //! - undecodable or invalid: rejected, so the broker dead-letters it at once (retrying cannot
 //!   fix a body);
-//! - valid: its claim (with the notification) is appended to the ledger, and the handler
-//!   returns (and the message is acked) once the ledger reader applied it in this store: the
-//!   offer, or the finding that the notification was decided before, is durable by then
-//!   (see [`crate::ledger`]);
-//! - the store failed to apply it: retried by the messaging layer, then dead-lettered;
-//! - the service is stopping before the claim is applied: requeued. A claim already in the
-//!   ledger still counts: this replica applies it at its next start, and another replica's
-//!   later claim of the requeued message is dropped as a duplicate.
+//! - valid: claimed under its `message_id`; the handler returns (and the message is acked)
+//!   only after the group commit holding the claim is durable and the claim is in the ledger
+//!   (see [`crate::ledger`]). A redelivery is a duplicate and records nothing new;
+//! - the store failed: retried by the messaging layer, then dead-lettered;
+//! - the service is stopping before the claim is announced: requeued for another replica (the
+//!   claim stays pending in the store and is announced at the next start).
 //!
 //! A message without a `message_id` (the Go original's publisher set none) gets one derived
 //! from its body, so a redelivery of it is still recognised: the body names the account and
@@ -24,33 +22,22 @@ use async_trait::async_trait;
 use common::messaging::{Handler, HandlerError, IncomingMessage};
 use common::notification::decode;
 use metrics::{counter, histogram};
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use crate::ledger::{Announcer, Settlements};
+use crate::ledger::Announcer;
 use crate::metrics::{CONSUMED, DEAD_LETTERED, HANDLER_LATENCY};
-use crate::offers::Claim;
+use crate::offers::{OfferWriter, Outcome};
 
 /// Turns notifications into offers; share one per subscription.
 pub struct OfferConsumer {
+    writer: Arc<OfferWriter>,
     announcer: Arc<Announcer>,
-    settlements: Arc<Settlements>,
-    /// Cancelled when the service stops waiting for the ledger: pending deliveries requeue.
-    stopping: CancellationToken,
 }
 
 impl OfferConsumer {
-    pub fn new(
-        announcer: Arc<Announcer>,
-        settlements: Arc<Settlements>,
-        stopping: CancellationToken,
-    ) -> Self {
-        Self {
-            announcer,
-            settlements,
-            stopping,
-        }
+    pub fn new(writer: Arc<OfferWriter>, announcer: Arc<Announcer>) -> Self {
+        Self { writer, announcer }
     }
 
     async fn process(&self, message: &IncomingMessage) -> Result<(), HandlerError> {
@@ -67,27 +54,23 @@ impl OfferConsumer {
             counter!(DEAD_LETTERED).increment(1);
             HandlerError::Reject(reason.to_string())
         })?;
-        let settled = self.settlements.expect(&message_id);
-        let claim = Claim {
-            message_id,
-            account_id: notification.account_id,
-            read_at: notification.read_at,
-        };
-        let stopping = || HandlerError::Requeue("stopping before the ledger ordered it".into());
-        tokio::select! {
-            announced = self.announcer.announce(claim) => {
-                announced.map_err(|cause| HandlerError::Requeue(cause.to_string()))?;
-            }
-            () = self.stopping.cancelled() => return Err(stopping()),
+        let outcome = self
+            .writer
+            .record(message_id.clone(), notification)
+            .await
+            .map_err(|cause| {
+                error!(%message_id, error = &cause as &dyn std::error::Error, "cannot record the notification");
+                HandlerError::Retry(cause.to_string())
+            })?;
+        match outcome {
+            Outcome::Claimed => self
+                .announcer
+                .announce(message_id.clone())
+                .await
+                .map_err(|cause| HandlerError::Requeue(cause.to_string()))?,
+            Outcome::Duplicate => info!(%message_id, "dropping a notification processed before"),
         }
-        tokio::select! {
-            settled = settled => match settled {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(cause)) => Err(HandlerError::Retry(cause.to_string())),
-                Err(_) => Err(stopping()),
-            },
-            () = self.stopping.cancelled() => Err(stopping()),
-        }
+        Ok(())
     }
 }
 

@@ -15,7 +15,6 @@ pub const DEAD_LETTERED: &str = "vip_dead_lettered_total";
 pub const HANDLER_LATENCY: &str = "vip_handler_duration_seconds";
 /// Claims announced on the ledger (one entry holds many).
 pub const CLAIMS_ANNOUNCED: &str = "vip_claims_announced_total";
-/// Deliveries whose claim the ledger has not ordered here yet: a moment's worth normally; a
-/// figure that stays up means the ledger is not being read (or was reset under the stores, see
-/// the README).
+/// Claims the ledger has not ordered yet: a moment's worth normally; a figure that stays up
+/// means the ledger is not being read (or was reset under the stores, see the README).
 pub const CLAIMS_PENDING: &str = "vip_claims_pending";

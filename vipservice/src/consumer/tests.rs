@@ -1,64 +1,39 @@
 use std::sync::Mutex;
-use std::time::Duration;
 
-use common::messaging::{MessagingError, MockMessaging};
-use tokio::sync::mpsc;
+use common::messaging::MockMessaging;
 
 use super::*;
-use crate::ledger::{self, Entry, LedgerReader};
-use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferRule, OfferWriter};
+use crate::ledger::{self, Entry};
+use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferRule, Ordered};
 
 struct Fixture {
     _dir: tempfile::TempDir,
     db: Arc<OfferDb>,
+    writer: Arc<OfferWriter>,
     consumer: OfferConsumer,
-    stopping: CancellationToken,
     /// The ledger entries the consumer published, in order.
     announced: Arc<Mutex<Vec<Entry>>>,
-    /// The published entries' bodies, when nobody reads the ledger.
-    unread: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
 }
 
-/// A consumer whose ledger is a mock: what is published on it is kept and, when `read` is
-/// true, handed at once to a real [`LedgerReader`] on the same store, as the stream would;
-/// otherwise left on [`Fixture::unread`].
-fn fixture(read: bool) -> Fixture {
+/// A consumer whose ledger is a mock that keeps what is published on it; [`Fixture::read_ledger`]
+/// plays the ledger reader's part.
+fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Arc::new(OfferDb::open(dir.path().join("offers.redb")).expect("db opens"));
     let writer = Arc::new(
         OfferWriter::start(db.clone(), OfferRule::default(), DEFAULT_MAX_BATCH)
             .expect("writer starts"),
     );
-    let settlements = Arc::new(Settlements::default());
-    let reader = LedgerReader::new(writer, settlements.clone(), db.replica().to_owned());
-    let (stream, mut entries) = mpsc::unbounded_channel::<Vec<u8>>();
-    let unread = if read {
-        tokio::spawn(async move {
-            let mut offset = 0;
-            while let Some(body) = entries.recv().await {
-                let mut message = IncomingMessage::from_body(body);
-                message.stream_offset = Some(offset);
-                offset += 1;
-                reader.handle(message).await.expect("entry applied");
-            }
-        });
-        None
-    } else {
-        Some(entries)
-    };
     let announced = Arc::new(Mutex::new(Vec::new()));
     let mut messaging = MockMessaging::new();
     let kept = announced.clone();
     messaging
         .expect_publish_on_stream()
-        .returning(move |ledger, message| {
-            assert_eq!(ledger.name, "vip_queue.ledger");
+        .returning(move |stream, message| {
+            assert_eq!(stream.name, "vip_queue.ledger");
             assert_eq!(message.kind, ledger::ENTRY_TYPE);
             let entry = serde_json::from_slice(&message.body).expect("an entry");
             kept.lock().expect("lock").push(entry);
-            stream
-                .send(message.body.to_vec())
-                .expect("the ledger's reader or test is there");
             Ok(())
         });
     let announcer = Announcer::start(
@@ -66,14 +41,29 @@ fn fixture(read: bool) -> Fixture {
         ledger::stream_for("vip_queue"),
         db.replica().to_owned(),
     );
-    let stopping = CancellationToken::new();
     Fixture {
         _dir: dir,
         db,
-        consumer: OfferConsumer::new(Arc::new(announcer), settlements, stopping.clone()),
-        stopping,
+        writer: writer.clone(),
+        consumer: OfferConsumer::new(writer, Arc::new(announcer)),
         announced,
-        unread,
+    }
+}
+
+impl Fixture {
+    /// Applies every entry announced so far, as the ledger reader would.
+    async fn read_ledger(&self) {
+        let entries = std::mem::take(&mut *self.announced.lock().expect("lock"));
+        for entry in entries {
+            let offset = self.db.ledger_next_offset().expect("offset").unwrap_or(0);
+            let ordered = Ordered {
+                replica: entry.replica,
+                message_ids: entry.message_ids,
+                offset,
+            };
+            let applying = self.writer.apply(ordered).await.expect("queued");
+            applying.await.expect("answered").expect("applied");
+        }
     }
 }
 
@@ -87,30 +77,32 @@ const GO_BODY: &str = r#"{"accountId":"10000","readAt":"2017-02-15 20:06:27.0337
 
 #[tokio::test]
 async fn a_valid_notification_becomes_one_offer_and_its_redelivery_nothing_more() {
-    let f = fixture(true);
+    let f = fixture();
     f.consumer
         .handle(message(GO_BODY, Some("m-1")))
         .await
         .expect("handled");
     {
         let announced = f.announced.lock().expect("lock");
-        assert_eq!(announced.len(), 1);
+        let ids: Vec<_> = announced
+            .iter()
+            .flat_map(|e| e.message_ids.clone())
+            .collect();
+        assert_eq!(ids, ["m-1"], "acked only once the claim is in the ledger");
         assert_eq!(announced[0].replica, f.db.replica());
-        let claim = &announced[0].claims[0];
-        assert_eq!(
-            (claim.message_id.as_str(), claim.account_id.as_str()),
-            ("m-1", "10000")
-        );
     }
-    let offers = f.db.offers_for("10000").expect("reads");
-    assert_eq!(offers.len(), 1, "acked only once the offer is in the store");
-    assert_eq!(offers[0].message_id, "m-1");
-
+    assert!(
+        f.db.offers_for("10000").expect("reads").is_empty(),
+        "not ordered yet"
+    );
+    f.read_ledger().await;
     f.consumer
         .handle(message(GO_BODY, Some("m-1")))
         .await
         .expect("duplicate acked");
-    assert_eq!(f.db.offers_for("10000").expect("reads").len(), 1);
+    let offers = f.db.offers_for("10000").expect("reads");
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].message_id, "m-1");
     assert_eq!(f.db.counts().expect("counts").duplicates, 1);
 }
 
@@ -118,46 +110,35 @@ async fn a_valid_notification_becomes_one_offer_and_its_redelivery_nothing_more(
 async fn a_claim_that_cannot_be_announced_while_stopping_is_requeued() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Arc::new(OfferDb::open(dir.path().join("offers.redb")).expect("db opens"));
+    let writer = Arc::new(
+        OfferWriter::start(db.clone(), OfferRule::default(), DEFAULT_MAX_BATCH)
+            .expect("writer starts"),
+    );
     let mut messaging = MockMessaging::new();
     messaging
         .expect_publish_on_stream()
-        .returning(|_, _| Err(MessagingError::Closed));
+        .returning(|_, _| Err(common::messaging::MessagingError::Closed));
     let announcer = Announcer::start(
         Arc::new(messaging),
         ledger::stream_for("vip_queue"),
         db.replica().to_owned(),
     );
-    let consumer = OfferConsumer::new(
-        Arc::new(announcer),
-        Arc::new(Settlements::default()),
-        CancellationToken::new(),
-    );
+    let consumer = OfferConsumer::new(writer, Arc::new(announcer));
     let err = consumer
         .handle(message(GO_BODY, Some("m-1")))
         .await
         .expect_err("not announced");
     assert!(matches!(err, HandlerError::Requeue(_)), "{err}");
-}
-
-#[tokio::test]
-async fn a_claim_the_ledger_has_not_ordered_when_stopping_is_requeued() {
-    let f = fixture(false);
-    let mut unread = f.unread.expect("nobody reads the ledger");
-    let handling =
-        tokio::spawn(async move { f.consumer.handle(message(GO_BODY, Some("m-1"))).await });
-    // Announced, but nobody reads the ledger: the handler waits (the message stays unacked).
-    let announced = tokio::time::timeout(Duration::from_secs(5), unread.recv()).await;
-    assert!(matches!(announced, Ok(Some(_))), "the claim was announced");
-    assert!(!handling.is_finished());
-    f.stopping.cancel();
-    let err = handling.await.expect("joins").expect_err("requeued");
-    assert!(matches!(err, HandlerError::Requeue(_)), "{err}");
-    assert!(f.db.offers_for("10000").expect("reads").is_empty());
+    assert_eq!(
+        db.pending_claims().expect("reads"),
+        ["m-1"],
+        "kept for the next start"
+    );
 }
 
 #[tokio::test]
 async fn an_invalid_body_is_rejected_not_retried() {
-    let f = fixture(true);
+    let f = fixture();
     for body in [
         "{not json",
         r#"{"readAt":"2017-02-15T20:06:27Z"}"#,
@@ -175,11 +156,12 @@ async fn an_invalid_body_is_rejected_not_retried() {
 
 #[tokio::test]
 async fn a_message_without_id_is_recognised_when_redelivered_by_its_body() {
-    let f = fixture(true);
+    let f = fixture();
     f.consumer
         .handle(message(GO_BODY, None))
         .await
         .expect("handled");
+    f.read_ledger().await;
     f.consumer
         .handle(message(GO_BODY, Some("")))
         .await

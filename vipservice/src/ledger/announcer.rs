@@ -3,7 +3,7 @@
 //! Callers queue a claim and wait. One task takes every claim waiting, publishes them as one
 //! entry, and answers them all once the broker confirmed it. A few entries may await their
 //! confirms at once; while they do, the next entry gathers, as in the offer writer's group
-//! commit. The order of one replica's entries does not matter: the ledger's order decides.
+//! commit. The order of one replica's entries does not matter: each claims other ids.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +17,8 @@ use tracing::{error, warn};
 
 use super::{ENTRY_TYPE, Entry};
 use crate::metrics::CLAIMS_ANNOUNCED;
-use crate::offers::Claim;
 
-/// The most claims in one entry: 256 claims of about 120 bytes of JSON make a 30 KiB message.
+/// The most claims in one entry: 256 ids of 36 characters stay within one 16 KiB frame.
 const MAX_ENTRY: usize = 256;
 /// Entries awaiting their confirms at once.
 const MAX_IN_FLIGHT: usize = 4;
@@ -27,16 +26,16 @@ const MAX_IN_FLIGHT: usize = 4;
 /// Why a claim was not announced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnounceError {
-    /// Messaging is closed (the service is stopping): the claim may or may not be in the
-    /// ledger; the message goes back to the queue either way.
+    /// Messaging is closed (the service is stopping): the claim stays in the store, pending,
+    /// and is announced when the service starts again.
     #[error("the ledger announcer has stopped")]
     Stopped,
 }
 
-/// A claim waiting for its entry, and who waits for it.
+/// A claim waiting for its entry, and who waits for it (nobody, for claims found at start).
 struct Waiting {
-    claim: Claim,
-    announced: oneshot::Sender<()>,
+    message_id: String,
+    announced: Option<oneshot::Sender<()>>,
 }
 
 /// Appends claims to the ledger; share one per replica.
@@ -53,13 +52,31 @@ impl Announcer {
         Self { requests, task }
     }
 
-    /// Returns once `claim` is in the ledger.
-    pub async fn announce(&self, claim: Claim) -> Result<(), AnnounceError> {
+    /// Returns once the claim of `message_id` is in the ledger.
+    pub async fn announce(&self, message_id: String) -> Result<(), AnnounceError> {
         let (announced, done) = oneshot::channel();
+        let waiting = Waiting {
+            message_id,
+            announced: Some(announced),
+        };
         self.requests
-            .send(Waiting { claim, announced })
+            .send(waiting)
             .map_err(|_| AnnounceError::Stopped)?;
         done.await.map_err(|_| AnnounceError::Stopped)
+    }
+
+    /// Queues claims nobody waits for: those a previous run committed and may not have
+    /// announced.
+    pub fn announce_later(&self, message_ids: Vec<String>) {
+        for message_id in message_ids {
+            let waiting = Waiting {
+                message_id,
+                announced: None,
+            };
+            if self.requests.send(waiting).is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -92,20 +109,14 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let (claims, announced): (Vec<Claim>, Vec<oneshot::Sender<()>>) = entry
-            .into_iter()
-            .map(|waiting| (waiting.claim, waiting.announced))
-            .unzip();
-        let count = claims.len() as u64;
-        let entry = Entry {
+        let claims = Entry {
             replica: replica.clone(),
-            claims,
+            message_ids: entry.iter().map(|w| w.message_id.clone()).collect(),
         };
-        let message = match OutgoingMessage::json(ENTRY_TYPE, &entry) {
+        let message = match OutgoingMessage::json(ENTRY_TYPE, &claims) {
             Ok(message) => message,
             Err(cause) => {
-                // Strings and timestamps always encode; were it not so, the deliveries would
-                // be requeued when their senders drop here.
+                // Strings always encode; were it not so, the claims would stay pending.
                 error!(%cause, "cannot encode a ledger entry");
                 continue;
             }
@@ -113,9 +124,11 @@ async fn run(
         let (messaging, ledger) = (messaging.clone(), ledger.clone());
         tokio::spawn(async move {
             if publish(messaging.as_ref(), &ledger, message).await {
-                counter!(CLAIMS_ANNOUNCED).increment(count);
-                for announced in announced {
-                    let _ = announced.send(());
+                counter!(CLAIMS_ANNOUNCED).increment(entry.len() as u64);
+                for waiting in entry {
+                    if let Some(announced) = waiting.announced {
+                        let _ = announced.send(());
+                    }
                 }
             }
             drop(slot);
@@ -123,8 +136,8 @@ async fn run(
     }
 }
 
-/// Publishes until the broker confirms (the claims wait in their unacked deliveries
-/// meanwhile); `false` once messaging is closed.
+/// Publishes until the broker confirms (the claims wait, in the store and in their
+/// deliveries, meanwhile); `false` once messaging is closed.
 async fn publish(messaging: &dyn Messaging, ledger: &StreamSpec, message: OutgoingMessage) -> bool {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{TimeDelta, Utc};
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use super::{Claim, Counts, Decision, Offer, OfferError, OfferRule, Ordered, Resolved};
+use super::{Claim, Counts, Decision, Offer, OfferError, OfferRule, Ordered, Outcome, Resolved};
+use common::notification::VipNotification as Notification;
 
 /// Memory redb may use to cache pages. Its default (1 GiB) keeps every page written until
 /// then, so the process grew with the store (95 MB after 100k offers); the hot pages here are
@@ -17,10 +18,11 @@ const CACHE_SIZE: usize = 4 << 20;
 /// (account id, offer sequence number) → [`Offer`] JSON; an account's offers are contiguous
 /// and in the order they were made.
 const OFFERS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("offers");
-/// `message_id` → [`Decision`] JSON, for every notification this replica decided.
+/// `message_id` → [`Decision`] JSON, for every processed notification.
 const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions");
-/// `message_id` → the replica whose claim came first in the ledger, for every notification
-/// another replica decided: a later delivery of it here is a duplicate.
+/// `message_id` → [`Claim`] JSON: this replica's claims that the ledger has not ordered yet.
+const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("claims");
+/// `message_id` → the replica whose claim came first in the ledger, for every claim read there.
 const WINNERS: TableDefinition<&str, &str> = TableDefinition::new("winners");
 /// Running totals; see [`Totals`].
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
@@ -30,9 +32,28 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const OFFERS_KEY: &str = "offers";
 const NO_OFFERS_KEY: &str = "no_offers";
 const DUPLICATES_KEY: &str = "duplicates";
+const PENDING_KEY: &str = "pending";
 /// The ledger offset to read next.
 const LEDGER_KEY: &str = "ledger_next_offset";
 const REPLICA_KEY: &str = "replica";
+
+/// One step of a group transaction, applied in order.
+pub(super) enum Step<'a> {
+    /// Claim a notification, unless its `message_id` was processed before.
+    Record {
+        message_id: &'a str,
+        notification: &'a Notification,
+    },
+    /// Apply a ledger entry: the first claim of each `message_id` wins.
+    Apply(&'a Ordered),
+}
+
+/// What one [`Step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StepResult {
+    Recorded(Outcome),
+    Applied(Resolved),
+}
 
 /// The VIP offer database. Queries may run from any thread; writes go through
 /// [`super::OfferWriter`].
@@ -69,8 +90,8 @@ impl OfferDb {
         Ok(offer_db)
     }
 
-    /// This store's identity in the ledger: a replica is its store, not its process, so the
-    /// claims a replica announced before a restart are still its own after it.
+    /// This store's identity in the ledger: a replica is its store, not its process, so a
+    /// restarted replica keeps its claims.
     pub fn replica(&self) -> &str {
         &self.replica
     }
@@ -82,6 +103,20 @@ impl OfferDb {
         let counters = txn.open_table(COUNTERS).map_err(self.fail(action))?;
         let offset = counters.get(LEDGER_KEY).map_err(self.fail(action))?;
         Ok(offset.map(|o| o.value()))
+    }
+
+    /// The `message_id`s of claims the ledger has not ordered yet, e.g. left by a crash
+    /// between a claim's commit and its announcement.
+    pub fn pending_claims(&self) -> Result<Vec<String>, OfferError> {
+        let action = "read the pending claims";
+        let txn = self.db.begin_read().map_err(self.fail(action))?;
+        let claims = txn.open_table(CLAIMS).map_err(self.fail(action))?;
+        let rows = claims.iter().map_err(self.fail(action))?;
+        rows.map(|row| {
+            let (message_id, _) = row.map_err(self.fail(action))?;
+            Ok(message_id.value().to_owned())
+        })
+        .collect()
     }
 
     /// The database file.
@@ -132,11 +167,12 @@ impl OfferDb {
             offers,
             no_offers,
             duplicates: get(DUPLICATES_KEY)?,
+            pending: get(PENDING_KEY)?,
         })
     }
 
     /// Write transactions committed since this database was opened: with group commit, far
-    /// fewer than ledger entries applied.
+    /// fewer than notifications recorded.
     pub fn committed_batches(&self) -> u64 {
         self.committed_batches.load(Ordering::Relaxed)
     }
@@ -148,27 +184,43 @@ impl OfferDb {
             .is_ok_and(|txn| txn.open_table(COUNTERS).is_ok())
     }
 
-    /// Applies a group of ledger entries in one durable transaction, in order, and returns
-    /// what each decided. On error nothing of the group is recorded.
+    /// Runs a group of steps in one durable transaction, in order, and returns what each did.
+    /// A `message_id` decided or claimed before, in an earlier group or earlier in this one,
+    /// is a duplicate. On error nothing of the group is recorded.
     pub(super) fn commit<'a>(
         &self,
-        entries: impl IntoIterator<Item = &'a Ordered>,
+        steps: impl IntoIterator<Item = Step<'a>>,
         rule: &OfferRule,
-    ) -> Result<Vec<Resolved>, OfferError> {
-        let action = "apply ledger entries";
+    ) -> Result<Vec<StepResult>, OfferError> {
+        let action = "record notifications";
         let txn = self.db.begin_write().map_err(self.fail(action))?;
         let results = {
             let mut tables = Tables {
                 offers: txn.open_table(OFFERS).map_err(self.fail(action))?,
                 decisions: txn.open_table(DECISIONS).map_err(self.fail(action))?,
+                claims: txn.open_table(CLAIMS).map_err(self.fail(action))?,
                 winners: txn.open_table(WINNERS).map_err(self.fail(action))?,
                 counters: txn.open_table(COUNTERS).map_err(self.fail(action))?,
             };
             let mut totals = Totals::load(&tables.counters).map_err(self.fail(action))?;
-            let results = entries
-                .into_iter()
-                .map(|entry| self.apply(&mut tables, &mut totals, entry, rule))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut results = Vec::new();
+            for step in steps {
+                results.push(match step {
+                    Step::Record {
+                        message_id,
+                        notification,
+                    } => StepResult::Recorded(self.claim(
+                        &mut tables,
+                        &mut totals,
+                        message_id,
+                        notification,
+                        rule,
+                    )?),
+                    Step::Apply(entry) => {
+                        StepResult::Applied(self.apply(&mut tables, &mut totals, entry)?)
+                    }
+                });
+            }
             totals
                 .store(&mut tables.counters)
                 .map_err(self.fail(action))?;
@@ -179,51 +231,110 @@ impl OfferDb {
         Ok(results)
     }
 
-    /// Applies a ledger entry: the first claim of each `message_id` decides it. This
-    /// replica's first claims become decisions (and offers, as the rule allows); another
-    /// replica's are remembered, so that a later delivery here is a duplicate. Entries before
-    /// the stored offset were applied already (a re-read after a reconnect) and change
-    /// nothing.
+    /// Claims `notification` for this replica, deciding by the rule, unless it was decided
+    /// or claimed before.
+    fn claim(
+        &self,
+        tables: &mut Tables<'_>,
+        totals: &mut Totals,
+        message_id: &str,
+        notification: &Notification,
+        rule: &OfferRule,
+    ) -> Result<Outcome, OfferError> {
+        let action = "claim a notification";
+        if tables
+            .claims
+            .get(message_id)
+            .map_err(self.fail(action))?
+            .is_some()
+        {
+            // Claimed before but not yet ordered: announcing it again is what it needs.
+            return Ok(Outcome::Claimed);
+        }
+        let decided = tables
+            .decisions
+            .get(message_id)
+            .map_err(self.fail(action))?
+            .is_some();
+        if decided
+            || tables
+                .winners
+                .get(message_id)
+                .map_err(self.fail(action))?
+                .is_some()
+        {
+            totals.duplicates += 1;
+            return Ok(Outcome::Duplicate);
+        }
+        let offered = self.may_offer(&tables.offers, notification, rule)?;
+        let claim = Claim {
+            account_id: notification.account_id.clone(),
+            offer_text: offered.then(|| rule.text.clone()),
+            read_at: notification.read_at,
+            claimed_at: Utc::now(),
+        };
+        let value = self.encode(action, &claim)?;
+        tables
+            .claims
+            .insert(message_id, value.as_slice())
+            .map_err(self.fail(action))?;
+        totals.pending += 1;
+        Ok(Outcome::Claimed)
+    }
+
+    /// Applies a ledger entry: each `message_id` it is the first to claim goes to its
+    /// replica. This replica's claims become decisions (and offers) where it came first and
+    /// are dropped where another replica did. Entries before the stored offset were applied
+    /// already (a re-read after a reconnect) and change nothing.
     fn apply(
         &self,
         tables: &mut Tables<'_>,
         totals: &mut Totals,
         entry: &Ordered,
-        rule: &OfferRule,
     ) -> Result<Resolved, OfferError> {
         let action = "apply a ledger entry";
         let mut resolved = Resolved::default();
         if entry.offset < totals.ledger_next_offset {
-            resolved.skipped = true;
             return Ok(resolved);
         }
         totals.ledger_next_offset = entry.offset + 1;
         let mine = entry.replica == self.replica;
-        for claim in &entry.claims {
-            let message_id = claim.message_id.as_str();
-            if self.decided(tables, message_id)? {
-                if mine {
-                    totals.duplicates += 1;
-                    resolved.duplicates += 1;
-                }
+        for message_id in &entry.message_ids {
+            let message_id = message_id.as_str();
+            if tables
+                .winners
+                .get(message_id)
+                .map_err(self.fail(action))?
+                .is_some()
+            {
                 continue;
             }
+            tables
+                .winners
+                .insert(message_id, entry.replica.as_str())
+                .map_err(self.fail(action))?;
+            let claim = tables
+                .claims
+                .remove(message_id)
+                .map_err(self.fail(action))?;
+            let Some(claim) = claim else {
+                continue;
+            };
+            let claim: Claim = self.decode(action, claim.value())?;
+            totals.pending = totals.pending.saturating_sub(1);
             if !mine {
-                tables
-                    .winners
-                    .insert(message_id, entry.replica.as_str())
-                    .map_err(self.fail(action))?;
+                totals.duplicates += 1;
+                resolved.lost += 1;
                 continue;
             }
-            let offered = self.may_offer(&tables.offers, claim, rule)?;
-            let now = Utc::now();
-            if offered {
+            let offered = claim.offer_text.is_some();
+            if let Some(text) = claim.offer_text {
                 let offer = Offer {
-                    message_id: claim.message_id.clone(),
+                    message_id: message_id.to_owned(),
                     account_id: claim.account_id.clone(),
-                    text: rule.text.clone(),
+                    text,
                     read_at: claim.read_at,
-                    offered_at: now,
+                    offered_at: claim.claimed_at,
                 };
                 let key = (claim.account_id.as_str(), totals.offers);
                 let value = self.encode(action, &offer)?;
@@ -238,9 +349,9 @@ impl OfferDb {
                 resolved.no_offers += 1;
             }
             let decision = Decision {
-                account_id: claim.account_id.clone(),
+                account_id: claim.account_id,
                 offered,
-                processed_at: now,
+                processed_at: claim.claimed_at,
             };
             let value = self.encode(action, &decision)?;
             tables
@@ -251,33 +362,18 @@ impl OfferDb {
         Ok(resolved)
     }
 
-    /// Whether `message_id` was decided before, by this replica or another.
-    fn decided(&self, tables: &Tables<'_>, message_id: &str) -> Result<bool, OfferError> {
-        let action = "look a notification up";
-        Ok(tables
-            .decisions
-            .get(message_id)
-            .map_err(self.fail(action))?
-            .is_some()
-            || tables
-                .winners
-                .get(message_id)
-                .map_err(self.fail(action))?
-                .is_some())
-    }
-
-    /// Whether the rule allows an offer for `claim`, given the account's last offer.
+    /// Whether the rule allows an offer for `notification`, given the account's last offer.
     fn may_offer(
         &self,
         offers: &Table<(&str, u64), &[u8]>,
-        claim: &Claim,
+        notification: &Notification,
         rule: &OfferRule,
     ) -> Result<bool, OfferError> {
         if rule.min_interval.is_zero() {
             return Ok(true);
         }
         let action = "read an account's last offer";
-        let account = claim.account_id.as_str();
+        let account = notification.account_id.as_str();
         let last = offers
             .range((account, 0)..=(account, u64::MAX))
             .map_err(self.fail(action))?
@@ -289,7 +385,7 @@ impl OfferDb {
         };
         let last: Offer = self.decode(action, last.value())?;
         let min_interval = TimeDelta::from_std(rule.min_interval).unwrap_or(TimeDelta::MAX);
-        Ok(claim.read_at - last.read_at >= min_interval)
+        Ok(notification.read_at - last.read_at >= min_interval)
     }
 
     /// The replica id of an existing file, `None` for a new one.
@@ -312,6 +408,7 @@ impl OfferDb {
         let txn = self.db.begin_write().map_err(self.fail(action))?;
         txn.open_table(OFFERS).map_err(self.fail(action))?;
         txn.open_table(DECISIONS).map_err(self.fail(action))?;
+        txn.open_table(CLAIMS).map_err(self.fail(action))?;
         txn.open_table(WINNERS).map_err(self.fail(action))?;
         txn.open_table(COUNTERS).map_err(self.fail(action))?;
         txn.open_table(META)
@@ -360,6 +457,7 @@ impl OfferDb {
 struct Tables<'txn> {
     offers: Table<'txn, (&'static str, u64), &'static [u8]>,
     decisions: Table<'txn, &'static str, &'static [u8]>,
+    claims: Table<'txn, &'static str, &'static [u8]>,
     winners: Table<'txn, &'static str, &'static str>,
     counters: Table<'txn, &'static str, u64>,
 }
@@ -369,6 +467,7 @@ struct Totals {
     offers: u64,
     no_offers: u64,
     duplicates: u64,
+    pending: u64,
     ledger_next_offset: u64,
 }
 
@@ -381,6 +480,7 @@ impl Totals {
             offers: get(OFFERS_KEY)?,
             no_offers: get(NO_OFFERS_KEY)?,
             duplicates: get(DUPLICATES_KEY)?,
+            pending: get(PENDING_KEY)?,
             ledger_next_offset: get(LEDGER_KEY)?,
         })
     }
@@ -389,6 +489,7 @@ impl Totals {
         counters.insert(OFFERS_KEY, self.offers)?;
         counters.insert(NO_OFFERS_KEY, self.no_offers)?;
         counters.insert(DUPLICATES_KEY, self.duplicates)?;
+        counters.insert(PENDING_KEY, self.pending)?;
         counters.insert(LEDGER_KEY, self.ledger_next_offset)?;
         Ok(())
     }

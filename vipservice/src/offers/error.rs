@@ -33,13 +33,11 @@ pub enum OfferError {
     },
 }
 
-/// Why a ledger entry given to [`super::OfferWriter::apply`] was not applied. Nothing of it
-/// was recorded in this store, and it is not read again: this replica's own claims in it are
-/// retried by their deliveries (claimed again), but another replica's claims in it are
-/// unknown here from then on.
+/// Why [`super::OfferWriter::record`] gave no outcome. Nothing was recorded: the message can
+/// be redelivered safely.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RecordError {
-    /// The group's transaction failed; every entry in the group gets the same error.
+    /// The group's transaction failed; every request in the group gets the same error.
     #[error("the offer transaction failed")]
     Store(#[source] Arc<OfferError>),
     /// The writer thread is gone.

@@ -48,39 +48,47 @@ pub struct Decision {
     pub processed_at: DateTime<Utc>,
 }
 
-/// A replica's claim of a notification, as the ledger carries it: the notification travels
-/// with its claim, so the store the claim wins in makes the offer from the ledger alone.
+/// What a replica decided for a notification before the ledger ordered it: it becomes the
+/// notification's [`Decision`] (and [`Offer`]) if this replica's claim comes first in the
+/// ledger, and is dropped otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Claim {
-    pub message_id: String,
     pub account_id: String,
-    /// When the account was read, from the notification.
+    /// The offer's text, if the rule allowed an offer.
+    pub offer_text: Option<String>,
     pub read_at: DateTime<Utc>,
+    pub claimed_at: DateTime<Utc>,
 }
 
-/// One ledger entry: the claims of a replica, at its offset in the ledger.
+/// The answer to one [`super::OfferWriter::record`] call, given once it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This replica claims the notification (now, or by a claim made before and not yet
+    /// ordered): the claim must be announced on the ledger before the message is acked.
+    Claimed,
+    /// This `message_id` was processed before, here or by another replica; nothing new was
+    /// recorded.
+    Duplicate,
+}
+
+/// One ledger entry: the `message_ids` a replica claimed, at its offset in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ordered {
     pub replica: String,
-    pub claims: Vec<Claim>,
+    pub message_ids: Vec<String>,
     pub offset: u64,
 }
 
 /// What applying ledger entries decided for this replica's claims.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Resolved {
-    /// The entry lies before the offset this store has read up to, so it was not applied
-    /// now: a re-read, or a ledger that started over below the store (its claims are not
-    /// decided by it).
-    pub skipped: bool,
     /// Claims of this replica that came first, with an offer.
     pub offers: u64,
     /// Claims of this replica that came first, without an offer (the rule's minimum interval).
     pub no_offers: u64,
-    /// Claims of this replica whose notification was decided before, here or by another
-    /// replica's earlier claim: dropped as duplicates.
-    pub duplicates: u64,
+    /// Claims of this replica that another replica's claim preceded: dropped as duplicates.
+    pub lost: u64,
 }
 
 /// Totals since the database was created.
@@ -91,7 +99,9 @@ pub struct Counts {
     pub processed: u64,
     pub offers: u64,
     pub no_offers: u64,
-    /// This replica's claims dropped because their `message_id` was already decided, here or
-    /// by another replica whose claim came first in the ledger.
+    /// Notifications dropped because their `message_id` was already processed, here or by
+    /// another replica (including this replica's claims that lost in the ledger).
     pub duplicates: u64,
+    /// Claims not yet ordered by the ledger.
+    pub pending: u64,
 }

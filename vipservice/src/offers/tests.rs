@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::db::{Step, StepResult};
 use super::*;
 use common::notification::{self, VipNotification as Notification};
 
@@ -52,48 +53,33 @@ fn fixture_body(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-fn claim(message_id: &str, n: &Notification) -> Claim {
-    Claim {
-        message_id: message_id.to_owned(),
-        account_id: n.account_id.clone(),
-        read_at: n.read_at,
-    }
-}
-
-/// Applies a ledger entry of `replica` with `claims`, at the writer's next offset, and
+/// Applies a ledger entry of `replica` claiming `ids`, at the writer's next offset, and
 /// returns what it decided.
-async fn order(f: &Fixture, replica: &str, claims: Vec<Claim>) -> Resolved {
+async fn order(f: &Fixture, replica: &str, ids: &[&str]) -> Resolved {
     let offset = f.db.ledger_next_offset().unwrap().unwrap_or(0);
     let entry = Ordered {
         replica: replica.to_owned(),
-        claims,
+        message_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
         offset,
     };
     f.writer.apply(entry).await.unwrap().await.unwrap().unwrap()
 }
 
-/// Orders this replica's claim of a notification: what a lone replica does.
+/// Claims a notification and orders this replica's claim at once: what a lone replica does.
 async fn offer(f: &Fixture, id: &str, n: Notification) -> Resolved {
-    order(f, f.db.replica(), vec![claim(id, &n)]).await
+    assert_eq!(f.writer.record(id, n).await.unwrap(), Outcome::Claimed);
+    order(f, f.db.replica(), &[id]).await
 }
 
 const MADE: Resolved = Resolved {
-    skipped: false,
     offers: 1,
     no_offers: 0,
-    duplicates: 0,
+    lost: 0,
 };
 const NOT_MADE: Resolved = Resolved {
-    skipped: false,
     offers: 0,
     no_offers: 1,
-    duplicates: 0,
-};
-const DUPLICATE: Resolved = Resolved {
-    skipped: false,
-    offers: 0,
-    no_offers: 0,
-    duplicates: 1,
+    lost: 0,
 };
 
 fn message_ids(offers: &[Offer]) -> Vec<&str> {
@@ -121,6 +107,7 @@ async fn notifications_in_both_time_formats_become_offers() {
             offers: 2,
             no_offers: 0,
             duplicates: 0,
+            pending: 0,
         }
     );
     assert!(f.db.offers_for("10001").unwrap().is_empty());
@@ -128,19 +115,49 @@ async fn notifications_in_both_time_formats_become_offers() {
 }
 
 #[tokio::test]
+async fn a_claim_is_no_offer_until_the_ledger_orders_it() {
+    let f = start(OfferRule::default());
+    let n = notification("10000", at(0));
+    assert_eq!(
+        f.writer.record("m1", n.clone()).await.unwrap(),
+        Outcome::Claimed
+    );
+    assert!(f.db.offers_for("10000").unwrap().is_empty());
+    assert_eq!(f.db.pending_claims().unwrap(), ["m1"]);
+    // Delivered again before its entry was read: claimed still, so it is announced again.
+    assert_eq!(
+        f.writer.record("m1", n.clone()).await.unwrap(),
+        Outcome::Claimed
+    );
+
+    assert_eq!(order(&f, f.db.replica(), &["m1"]).await, MADE);
+    assert_eq!(message_ids(&f.db.offers_for("10000").unwrap()), ["m1"]);
+    assert!(f.db.pending_claims().unwrap().is_empty());
+    // Announced twice: the second entry finds the id decided and changes nothing.
+    assert_eq!(
+        order(&f, f.db.replica(), &["m1"]).await,
+        Resolved::default()
+    );
+    assert_eq!(f.db.offers_for("10000").unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_duplicated_message_id_gives_one_offer() {
     let f = start(OfferRule::default());
     let n = notification("10000", at(0));
     assert_eq!(offer(&f, "m1", n.clone()).await, MADE);
-    // Announced again (a redelivery, a publisher's retry): decided, so dropped.
-    assert_eq!(offer(&f, "m1", n).await, DUPLICATE);
-    // Even with a different body, the message id decides.
     assert_eq!(
-        offer(&f, "m1", notification("10001", at(5))).await,
-        DUPLICATE
+        f.writer.record("m1", n.clone()).await.unwrap(),
+        Outcome::Duplicate
+    );
+    // Even with a different body, the message id decides.
+    let other = notification("10001", at(5));
+    assert_eq!(
+        f.writer.record("m1", other).await.unwrap(),
+        Outcome::Duplicate
     );
 
-    assert_eq!(message_ids(&f.db.offers_for("10000").unwrap()), ["m1"]);
+    assert_eq!(f.db.offers_for("10000").unwrap().len(), 1);
     assert!(f.db.offers_for("10001").unwrap().is_empty());
     let counts = f.db.counts().unwrap();
     assert_eq!((counts.offers, counts.duplicates), (1, 2));
@@ -151,47 +168,60 @@ async fn another_replica_s_earlier_claim_wins_and_ours_is_dropped() {
     let f = start(OfferRule::default());
     let n = notification("10000", at(0));
     // Both replicas claimed "twice" (a redelivery after a crash, say); the other's entry is
-    // first in the ledger. Its claims decide nothing here but are remembered.
+    // first in the ledger.
     assert_eq!(
-        order(&f, "other-replica", vec![claim("twice", &n)]).await,
-        Resolved::default()
+        f.writer.record("twice", n.clone()).await.unwrap(),
+        Outcome::Claimed
     );
-    let mine = vec![claim("twice", &n), claim("once", &n)];
-    let resolved = order(&f, f.db.replica(), mine).await;
     assert_eq!(
-        resolved,
-        Resolved {
-            offers: 1,
-            duplicates: 1,
-            ..Resolved::default()
-        },
+        f.writer.record("once", n.clone()).await.unwrap(),
+        Outcome::Claimed
+    );
+    let lost = Resolved {
+        lost: 1,
+        ..Resolved::default()
+    };
+    assert_eq!(order(&f, "other-replica", &["twice"]).await, lost);
+    assert_eq!(
+        order(&f, f.db.replica(), &["twice", "once"]).await,
+        MADE,
         "only the claim that came first is an offer"
     );
     assert_eq!(message_ids(&f.db.offers_for("10000").unwrap()), ["once"]);
     assert_eq!(f.db.decision("twice").unwrap(), None);
-    // A claim of ours that comes after the other replica's decided it is dropped too.
-    assert_eq!(offer(&f, "twice", n.clone()).await, DUPLICATE);
-    // The other replica's later claim of an id we decided changes nothing.
+    // A later delivery of an id another replica won is a duplicate at once.
     assert_eq!(
-        order(&f, "other-replica", vec![claim("once", &n)]).await,
+        f.writer.record("twice", n.clone()).await.unwrap(),
+        Outcome::Duplicate
+    );
+    assert_eq!(
+        order(&f, "other-replica", &["theirs"]).await,
         Resolved::default()
     );
+    assert_eq!(
+        f.writer.record("theirs", n).await.unwrap(),
+        Outcome::Duplicate
+    );
     let counts = f.db.counts().unwrap();
-    assert_eq!((counts.offers, counts.duplicates), (1, 2));
+    assert_eq!(
+        (counts.offers, counts.duplicates, counts.pending),
+        (1, 3, 0)
+    );
 }
 
 #[tokio::test]
 async fn entries_read_again_after_a_reconnect_change_nothing() {
     let f = start(OfferRule::default());
     let n = notification("10000", at(0));
+    assert_eq!(f.writer.record("m", n).await.unwrap(), Outcome::Claimed);
     assert_eq!(
-        order(&f, "other-replica", vec![claim("x", &n)]).await,
+        order(&f, "other-replica", &["x"]).await,
         Resolved::default()
     );
-    // Offset 0 again, now claiming "m" for this replica: already applied, so ignored.
+    // Offset 0 again, now claiming "m" for another replica: already applied, so ignored.
     let replayed = Ordered {
-        replica: f.db.replica().to_owned(),
-        claims: vec![claim("m", &n)],
+        replica: "other-replica".into(),
+        message_ids: vec!["m".into()],
         offset: 0,
     };
     let resolved = f
@@ -202,40 +232,42 @@ async fn entries_read_again_after_a_reconnect_change_nothing() {
         .await
         .unwrap()
         .unwrap();
-    let skipped = Resolved {
-        skipped: true,
-        ..Resolved::default()
-    };
-    assert_eq!(
-        resolved, skipped,
-        "not applied, so its claims are not settled"
-    );
+    assert_eq!(resolved, Resolved::default());
     assert_eq!(f.db.ledger_next_offset().unwrap(), Some(1));
-    assert!(f.db.offers_for("10000").unwrap().is_empty());
-    assert_eq!(offer(&f, "m", n).await, MADE);
+    assert_eq!(order(&f, f.db.replica(), &["m"]).await, MADE);
 }
 
 #[test]
-fn a_message_id_twice_in_one_group_is_decided_once() {
+fn a_message_id_twice_in_one_group_is_claimed_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = OfferDb::open(dir.path().join("offers.redb")).unwrap();
     let n = notification("10000", at(0));
-    let entry = |offset, ids: &[&str]| Ordered {
-        replica: db.replica().to_owned(),
-        claims: ids.iter().map(|id| claim(id, &n)).collect(),
-        offset,
+    let record = |message_id| Step::Record {
+        message_id,
+        notification: &n,
     };
-    let (first, second) = (entry(0, &["d", "e", "d"]), entry(1, &["d"]));
-    let results = db.commit([&first, &second], &OfferRule::default()).unwrap();
+    let entry = Ordered {
+        replica: db.replica().to_owned(),
+        message_ids: vec!["d".into(), "e".into()],
+        offset: 0,
+    };
+    let results = db
+        .commit(
+            [record("d"), record("e"), Step::Apply(&entry), record("d")],
+            &OfferRule::default(),
+        )
+        .unwrap();
+    let made_two = Resolved {
+        offers: 2,
+        ..Resolved::default()
+    };
     assert_eq!(
         results,
         [
-            Resolved {
-                offers: 2,
-                duplicates: 1,
-                ..Resolved::default()
-            },
-            DUPLICATE
+            StepResult::Recorded(Outcome::Claimed),
+            StepResult::Recorded(Outcome::Claimed),
+            StepResult::Applied(made_two),
+            StepResult::Recorded(Outcome::Duplicate),
         ]
     );
     assert_eq!(db.committed_batches(), 1);
@@ -274,6 +306,7 @@ async fn the_minimum_interval_records_a_no_offer() {
             offers: 3,
             no_offers: 2,
             duplicates: 0,
+            pending: 0,
         }
     );
 }
@@ -303,31 +336,37 @@ async fn a_refreshed_rule_applies_to_later_notifications() {
     );
 }
 
-#[tokio::test]
-async fn entries_queued_back_to_back_are_committed_in_groups() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_records_are_committed_in_groups() {
     let f = start(OfferRule::default());
-    let mut applying = Vec::new();
-    for offset in 0..100 {
-        let claims = (0..10)
-            .map(|i| {
-                let n = notification(&format!("{}", 10_000 + i), at(offset));
-                claim(&format!("msg-{offset}-{i}"), &n)
+    let writer = Arc::new(f.writer);
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let writer = Arc::clone(&writer);
+            tokio::spawn(async move {
+                let account = format!("{}", 10_000 + i % 10);
+                writer
+                    .record(format!("msg-{i}"), notification(&account, at(i)))
+                    .await
             })
-            .collect();
-        let entry = Ordered {
-            replica: f.db.replica().to_owned(),
-            claims,
-            offset: offset as u64,
-        };
-        applying.push(f.writer.apply(entry).await.unwrap());
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), Outcome::Claimed);
     }
-    let mut offers = 0;
-    for resolved in applying {
-        offers += resolved.await.unwrap().unwrap().offers;
-    }
-    assert_eq!(offers, 1000);
     let batches = f.db.committed_batches();
-    assert!(batches <= 50, "100 entries took {batches} transactions");
+    assert!(
+        batches <= 100,
+        "1000 notifications took {batches} transactions"
+    );
+
+    let entry = Ordered {
+        replica: f.db.replica().to_owned(),
+        message_ids: (0..1000).map(|i| format!("msg-{i}")).collect(),
+        offset: 0,
+    };
+    let resolved = writer.apply(entry).await.unwrap().await.unwrap().unwrap();
+    assert_eq!(resolved.offers, 1000);
     let counts = f.db.counts().unwrap();
     assert_eq!((counts.processed, counts.offers), (1000, 1000));
     let per_account: usize = (0..10)
@@ -337,9 +376,14 @@ async fn entries_queued_back_to_back_are_committed_in_groups() {
 }
 
 #[tokio::test]
-async fn data_survives_reopening() {
+async fn data_and_pending_claims_survive_reopening() {
     let f = start(OfferRule::default());
     assert_eq!(offer(&f, "kept", notification("10000", at(0))).await, MADE);
+    let pending = f
+        .writer
+        .record("pending", notification("10000", at(1)))
+        .await;
+    assert_eq!(pending.unwrap(), Outcome::Claimed);
     let replica = f.db.replica().to_owned();
     let Fixture {
         _dir,
@@ -354,15 +398,14 @@ async fn data_survives_reopening() {
     let (db, writer) = open(&path, OfferRule::default());
     assert_eq!(db.replica(), replica, "a replica is its store");
     assert_eq!(db.counts().unwrap(), counts);
+    assert_eq!(db.pending_claims().unwrap(), ["pending"]);
     assert_eq!(db.ledger_next_offset().unwrap(), Some(1));
     assert_eq!(message_ids(&db.offers_for("10000").unwrap()), ["kept"]);
-    let redelivered = Ordered {
-        replica,
-        claims: vec![claim("kept", &notification("10000", at(0)))],
-        offset: 1,
-    };
-    let resolved = writer.apply(redelivered).await.unwrap().await.unwrap();
-    assert_eq!(resolved.unwrap(), DUPLICATE, "a redelivery after a restart");
+    let outcome = writer
+        .record("kept", notification("10000", at(0)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Duplicate, "a redelivery after a restart");
     assert_eq!(db.offers_for("10000").unwrap().len(), 1);
 }
 

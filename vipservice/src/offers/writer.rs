@@ -1,66 +1,134 @@
-//! [`OfferWriter`]: group commit of ledger entries on a dedicated thread.
+//! [`OfferWriter`]: group commit of claims and ledger entries on a dedicated thread.
 //!
-//! Entries queue on a channel, in ledger order. The writer takes the entries waiting, up to a
-//! number of claims, applies them all in one transaction, in order, and answers each caller
-//! once that transaction is durable. While one group commits, the next one gathers, so the number of
-//! fsyncs follows the disk's speed rather than the message rate.
+//! Requests queue on a channel. The writer takes every request waiting (up to a maximum),
+//! runs them all in one transaction, in the order they came, and answers each caller once
+//! that transaction is durable. While one group commits, the next one gathers, so the number
+//! of fsyncs follows the disk's speed rather than the message rate.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use metrics::counter;
+use metrics::{counter, gauge};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{OfferDb, OfferRule, Ordered, RecordError, Resolved};
-use crate::metrics::{DUPLICATES_DROPPED, NO_OFFERS, OFFERS_MADE};
+use super::db::{Step, StepResult};
+use super::{OfferDb, OfferRule, Ordered, Outcome, RecordError, Resolved};
+use crate::metrics::{CLAIMS_PENDING, DUPLICATES_DROPPED, NO_OFFERS, OFFERS_MADE};
+use common::notification::VipNotification as Notification;
 
-/// The default number of claims at which a group stops taking entries. A transaction holds
-/// every page it changes in memory until it commits (a page per account offered to, at
-/// worst), so this bounds the writer's memory however many deliveries wait.
+/// The default largest group committed in one transaction.
 pub const DEFAULT_MAX_BATCH: usize = 256;
 
-/// An entry for the writer, and where to send what it decided.
-struct Request {
-    entry: Ordered,
-    reply: oneshot::Sender<Result<Resolved, RecordError>>,
+/// One step for the writer, and where to send what it did.
+enum Request {
+    Record {
+        message_id: String,
+        notification: Notification,
+        reply: oneshot::Sender<Result<Outcome, RecordError>>,
+    },
+    Apply {
+        entry: Ordered,
+        reply: oneshot::Sender<Result<Resolved, RecordError>>,
+    },
+}
+
+impl Request {
+    fn step(&self) -> Step<'_> {
+        match self {
+            Self::Record {
+                message_id,
+                notification,
+                ..
+            } => Step::Record {
+                message_id,
+                notification,
+            },
+            Self::Apply { entry, .. } => Step::Apply(entry),
+        }
+    }
+
+    /// Answers the caller; one that stopped waiting has dropped its receiver, harmlessly.
+    fn answer(self, result: Result<StepResult, RecordError>) {
+        match (self, result) {
+            (Self::Record { reply, .. }, Ok(StepResult::Recorded(outcome))) => {
+                let _ = reply.send(Ok(outcome));
+            }
+            (Self::Apply { reply, .. }, Ok(StepResult::Applied(resolved))) => {
+                let _ = reply.send(Ok(resolved));
+            }
+            (Self::Record { reply, .. }, Err(error)) => {
+                let _ = reply.send(Err(error));
+            }
+            (Self::Apply { reply, .. }, Err(error)) => {
+                let _ = reply.send(Err(error));
+            }
+            // A step's result always matches its kind (see `OfferDb::commit`).
+            (Self::Record { .. } | Self::Apply { .. }, Ok(_)) => {}
+        }
+    }
 }
 
 /// The answer to [`OfferWriter::apply`], once the entry's transaction is durable.
 pub type Applying = oneshot::Receiver<Result<Resolved, RecordError>>;
 
-/// The single writer of an [`OfferDb`]. Share it (e.g. in an `Arc`) between the tasks that
-/// feed it ledger entries.
+/// The single writer of an [`OfferDb`]. Share it (e.g. in an `Arc`) between consumers.
 #[derive(Debug)]
 pub struct OfferWriter {
     requests: mpsc::Sender<Request>,
     rule: watch::Sender<OfferRule>,
+    /// Claims the ledger has not ordered yet, after the last commit.
+    pending: watch::Receiver<u64>,
     thread: JoinHandle<()>,
 }
 
 impl OfferWriter {
-    /// Starts the writer thread for `db`, applying `rule`; a group stops taking entries once
-    /// it holds `max_batch` claims.
+    /// Starts the writer thread for `db`, applying `rule` and committing at most `max_batch`
+    /// notifications per transaction.
     pub fn start(db: Arc<OfferDb>, rule: OfferRule, max_batch: usize) -> std::io::Result<Self> {
         let max_batch = max_batch.max(1);
         let (requests, receiver) = mpsc::channel(max_batch);
         let (rule, rule_receiver) = watch::channel(rule);
+        let (pending_sender, pending) = watch::channel(db.counts().map_or(0, |c| c.pending));
         let thread = std::thread::Builder::new()
             .name("offer-writer".into())
-            .spawn(move || run(&db, receiver, &rule_receiver, max_batch))?;
+            .spawn(move || run(&db, receiver, &rule_receiver, &pending_sender, max_batch))?;
         Ok(Self {
             requests,
             rule,
+            pending,
             thread,
         })
     }
 
-    /// Queues a ledger entry behind every entry queued before it; entries must come in
+    /// Claims a notification under its `message_id` and returns the outcome once it is
+    /// durable. On error nothing was recorded for it. A call abandoned midway may or may not
+    /// have been recorded; recording it again is safe: it then comes back claimed (to be
+    /// announced again) or a duplicate.
+    pub async fn record(
+        &self,
+        message_id: impl Into<String>,
+        notification: Notification,
+    ) -> Result<Outcome, RecordError> {
+        let (reply, outcome) = oneshot::channel();
+        let request = Request::Record {
+            message_id: message_id.into(),
+            notification,
+            reply,
+        };
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| RecordError::WriterStopped)?;
+        outcome.await.map_err(|_| RecordError::WriterStopped)?
+    }
+
+    /// Queues a ledger entry behind every request queued before it; entries must come in
     /// ledger order. Returns once queued: what the entry decided arrives on the returned
     /// receiver after its commit, and is counted in the metrics either way.
     pub async fn apply(&self, entry: Ordered) -> Result<Applying, RecordError> {
         let (reply, resolved) = oneshot::channel();
         self.requests
-            .send(Request { entry, reply })
+            .send(Request::Apply { entry, reply })
             .await
             .map_err(|_| RecordError::WriterStopped)?;
         Ok(resolved)
@@ -71,12 +139,17 @@ impl OfferWriter {
         self.rule.send_replace(rule);
     }
 
+    /// The number of claims the ledger has not ordered yet, updated after every commit.
+    pub fn pending(&self) -> watch::Receiver<u64> {
+        self.pending.clone()
+    }
+
     /// The rule currently applied.
     pub fn rule(&self) -> OfferRule {
         self.rule.borrow().clone()
     }
 
-    /// Stops taking entries, commits those already queued, and waits for the thread to end.
+    /// Stops taking requests, commits those already queued, and waits for the thread to end.
     pub async fn close(self) {
         let Self {
             requests, thread, ..
@@ -95,29 +168,30 @@ fn run(
     db: &OfferDb,
     mut requests: mpsc::Receiver<Request>,
     rule: &watch::Receiver<OfferRule>,
+    pending: &watch::Sender<u64>,
     max_batch: usize,
 ) {
-    let mut group = Vec::new();
+    let mut group = Vec::with_capacity(max_batch);
     while let Some(first) = requests.blocking_recv() {
-        let mut claims = first.entry.claims.len();
         group.push(first);
-        while claims < max_batch {
+        while group.len() < max_batch {
             match requests.try_recv() {
-                Ok(request) => {
-                    claims += request.entry.claims.len();
-                    group.push(request);
-                }
+                Ok(request) => group.push(request),
                 Err(_) => break,
             }
         }
         let rule = rule.borrow().clone();
-        match db.commit(group.iter().map(|r| &r.entry), &rule) {
+        let result = db.commit(group.iter().map(Request::step), &rule);
+        match result {
             Ok(results) => {
-                tracing::debug!(group = results.len(), "ledger entries committed");
-                for (request, resolved) in group.drain(..).zip(results) {
-                    count(resolved);
-                    // A caller that stopped waiting has dropped its receiver, harmlessly.
-                    let _ = request.reply.send(Ok(resolved));
+                tracing::debug!(group = results.len(), "offer group committed");
+                if let Ok(counts) = db.counts() {
+                    pending.send_replace(counts.pending);
+                    gauge!(CLAIMS_PENDING).set(counts.pending as f64);
+                }
+                for (request, result) in group.drain(..).zip(results) {
+                    count(result);
+                    request.answer(Ok(result));
                 }
             }
             Err(error) => {
@@ -128,18 +202,23 @@ fn run(
                 );
                 let error = Arc::new(error);
                 for request in group.drain(..) {
-                    let _ = request
-                        .reply
-                        .send(Err(RecordError::Store(Arc::clone(&error))));
+                    request.answer(Err(RecordError::Store(Arc::clone(&error))));
                 }
             }
         }
     }
 }
 
-/// Counts what a committed entry decided for this replica's claims.
-fn count(resolved: Resolved) {
-    counter!(OFFERS_MADE).increment(resolved.offers);
-    counter!(NO_OFFERS).increment(resolved.no_offers);
-    counter!(DUPLICATES_DROPPED).increment(resolved.duplicates);
+/// Counts what a committed step did: offers are made (and duplicates found) when the ledger
+/// orders the claims, and duplicates are also found when claiming.
+fn count(result: StepResult) {
+    match result {
+        StepResult::Recorded(Outcome::Duplicate) => counter!(DUPLICATES_DROPPED).increment(1),
+        StepResult::Recorded(Outcome::Claimed) => {}
+        StepResult::Applied(resolved) => {
+            counter!(OFFERS_MADE).increment(resolved.offers);
+            counter!(NO_OFFERS).increment(resolved.no_offers);
+            counter!(DUPLICATES_DROPPED).increment(resolved.lost);
+        }
+    }
 }

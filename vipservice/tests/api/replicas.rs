@@ -77,9 +77,8 @@ async fn a_killed_instance_s_unacked_messages_are_processed_by_the_other() {
         !redelivered.is_empty(),
         "B got none of A's unacked messages"
     );
-    // A comes back on its store, as Swarm restarts a task: it reads the ledger from where its
-    // store left it, and its claims there (made before the kill, not yet acked) become its
-    // offers; B's later claims of the same messages were dropped as duplicates.
+    // A comes back on its store, as Swarm restarts a task: it announces the claims it had not
+    // announced and reads the ledger, which settles every message both of them claimed.
     let a = setup.spawn("a", PREFETCH).await;
     let what = format!("{COUNT} offers across both stores");
     setup
@@ -107,6 +106,7 @@ async fn a_killed_instance_s_unacked_messages_are_processed_by_the_other() {
     }
     let (counts_a, counts_b) = (store_a.counts().expect("A"), store_b.counts().expect("B"));
     assert_eq!(counts_a.offers + counts_b.offers, COUNT as u64);
+    assert_eq!((counts_a.pending, counts_b.pending), (0, 0));
     println!(
         "killed holding {} redelivered messages; {claimed_twice} of them A had got before; \
          duplicates dropped: A {}, B {}",

@@ -1,5 +1,6 @@
 //! vipservice under load, as `scripts/bench-vipservice.sh` runs it: one release-built
-//! vipservice process on a queue, a store and a config bus of its own.
+//! vipservice process on a queue, a store and a config bus of its own, with the settings of
+//! the repository's `config-repo/` (`application.yml`, `vipservice.yml`).
 //!
 //! ```text
 //! cargo build --release -p vipservice --bin vipservice --example drain_bench
@@ -128,7 +129,14 @@ struct Bench {
 }
 
 impl Bench {
+    /// The repository's configuration (what the service ships with), and a `bench` profile on
+    /// top for the port and the broker.
     fn write_config(&self) -> Result<()> {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config-repo");
+        for file in ["application.yml", "vipservice.yml"] {
+            std::fs::copy(shipped.join(file), self.dir.path().join(file))
+                .with_context(|| format!("config-repo/{file} copied"))?;
+        }
         let yaml = format!(
             "server_port: 0\nserver_name: vip-bench\namqp_server_url: {}\n",
             self.args.uri

@@ -114,15 +114,20 @@ pub struct StreamSpec {
     pub max_age: Duration,
     /// Past this size the oldest segments are deleted.
     pub max_bytes: u64,
+    /// Messages on their way to a reader at once. A stream is handled one message at a time,
+    /// so a few keep the reader busy; more only buffer, and a reader catching up on a backlog
+    /// would buffer this many messages of the stream.
+    pub prefetch: u16,
 }
 
 impl StreamSpec {
-    /// Retention by default: a week, at most 1 GiB.
+    /// Retention by default: a week, at most 1 GiB; 64 messages in flight to a reader.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             max_age: Duration::from_secs(7 * 24 * 3600),
             max_bytes: 1 << 30,
+            prefetch: 64,
         }
     }
 }

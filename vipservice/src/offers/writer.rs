@@ -16,7 +16,10 @@ use super::{OfferDb, OfferRule, Ordered, Outcome, RecordError, Resolved};
 use crate::metrics::{CLAIMS_PENDING, DUPLICATES_DROPPED, NO_OFFERS, OFFERS_MADE};
 use common::notification::VipNotification as Notification;
 
-/// The default largest group committed in one transaction.
+/// The default number of notifications (claims, and the ids of ledger entries) at which a
+/// group stops taking requests. A transaction holds every page it changes in memory until it
+/// commits, and every caller in the group waits for it: counting requests instead let one
+/// group hold up to 256 entries of 256 ids each.
 pub const DEFAULT_MAX_BATCH: usize = 256;
 
 /// One step for the writer, and where to send what it did.
@@ -33,6 +36,14 @@ enum Request {
 }
 
 impl Request {
+    /// The notifications this step writes: a claim's one, or each id a ledger entry names.
+    fn notifications(&self) -> usize {
+        match self {
+            Self::Record { .. } => 1,
+            Self::Apply { entry, .. } => entry.message_ids.len().max(1),
+        }
+    }
+
     fn step(&self) -> Step<'_> {
         match self {
             Self::Record {
@@ -82,8 +93,8 @@ pub struct OfferWriter {
 }
 
 impl OfferWriter {
-    /// Starts the writer thread for `db`, applying `rule` and committing at most `max_batch`
-    /// notifications per transaction.
+    /// Starts the writer thread for `db`, applying `rule`; a group stops taking requests once
+    /// it holds `max_batch` notifications.
     pub fn start(db: Arc<OfferDb>, rule: OfferRule, max_batch: usize) -> std::io::Result<Self> {
         let max_batch = max_batch.max(1);
         let (requests, receiver) = mpsc::channel(max_batch);
@@ -171,15 +182,9 @@ fn run(
     pending: &watch::Sender<u64>,
     max_batch: usize,
 ) {
-    let mut group = Vec::with_capacity(max_batch);
+    let mut group = Vec::new();
     while let Some(first) = requests.blocking_recv() {
-        group.push(first);
-        while group.len() < max_batch {
-            match requests.try_recv() {
-                Ok(request) => group.push(request),
-                Err(_) => break,
-            }
-        }
+        gather(first, &mut requests, max_batch, &mut group);
         let rule = rule.borrow().clone();
         let result = db.commit(group.iter().map(Request::step), &rule);
         match result {
@@ -209,6 +214,27 @@ fn run(
     }
 }
 
+/// Fills `group` with `first` and the requests already waiting, until it holds `max_batch`
+/// notifications; the rest wait for the next group.
+fn gather(
+    first: Request,
+    requests: &mut mpsc::Receiver<Request>,
+    max_batch: usize,
+    group: &mut Vec<Request>,
+) {
+    let mut notifications = first.notifications();
+    group.push(first);
+    while notifications < max_batch {
+        match requests.try_recv() {
+            Ok(request) => {
+                notifications += request.notifications();
+                group.push(request);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
 /// Counts what a committed step did: offers are made (and duplicates found) when the ledger
 /// orders the claims, and duplicates are also found when claiming.
 fn count(result: StepResult) {
@@ -220,5 +246,32 @@ fn count(result: StepResult) {
             counter!(NO_OFFERS).increment(resolved.no_offers);
             counter!(DUPLICATES_DROPPED).increment(resolved.lost);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ids: usize) -> Request {
+        let (reply, _) = oneshot::channel();
+        let entry = Ordered {
+            replica: "r".into(),
+            message_ids: (0..ids).map(|i| i.to_string()).collect(),
+            offset: 0,
+        };
+        Request::Apply { entry, reply }
+    }
+
+    #[test]
+    fn a_group_stops_at_max_batch_notifications_counting_each_entry_by_its_ids() {
+        let (sender, mut requests) = mpsc::channel(8);
+        for _ in 0..3 {
+            sender.try_send(entry(100)).unwrap();
+        }
+        let mut group = Vec::new();
+        gather(entry(100), &mut requests, 256, &mut group);
+        assert_eq!(group.len(), 3, "100 + 100 + 100 reaches 256");
+        assert!(requests.try_recv().is_ok(), "the fourth entry waits");
     }
 }

@@ -50,11 +50,12 @@ pub(super) enum Source {
 impl Source {
     /// Work queues take `prefetch` messages at a time, handled concurrently; an exchange
     /// subscription (the config bus) handles its events one at a time, in order. A stream is
-    /// handled in order too, but its handler only reads: `prefetch` messages may be on their
-    /// way meanwhile.
+    /// handled in order too, but its handler only reads: its spec's `prefetch` messages may be
+    /// on their way meanwhile.
     fn prefetch(&self, work_queue_prefetch: u16) -> u16 {
         match self {
-            Self::WorkQueue(_) | Self::Stream { .. } => work_queue_prefetch.max(1),
+            Self::WorkQueue(_) => work_queue_prefetch.max(1),
+            Self::Stream { spec, .. } => spec.prefetch.max(1),
             Self::Exchange { .. } => 1,
         }
     }

@@ -334,6 +334,7 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         offers_made_since_start: vip.offers_made,
         duplicates_dropped_since_start: vip.duplicates_dropped,
         dead_lettered_since_start: vip.dead_lettered,
+        claims_pending: vip.claims_pending,
         dlq_depth: dlq,
         poison_injected: injected,
         offers_in_stores: offers.total,

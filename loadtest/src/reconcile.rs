@@ -15,7 +15,9 @@ use crate::prom::metric_sum;
 
 // The services' own metric names, so the two cannot drift apart.
 use accountservice::notify::metric::{BUFFERED, FAILED, OUTBOX_DEPTH, PUBLISHED};
-use vipservice::metrics::{CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED as DUPLICATES, OFFERS_MADE};
+use vipservice::metrics::{
+    CLAIMS_PENDING, CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED as DUPLICATES, OFFERS_MADE,
+};
 
 /// Where the services and the queue are.
 #[derive(Debug, Clone)]
@@ -42,6 +44,9 @@ pub struct VipFigures {
     pub offers_made: f64,
     pub duplicates_dropped: f64,
     pub dead_lettered: f64,
+    /// Claims not yet ordered by the ledger: their deliveries are unacked or their offers are
+    /// still to come, so the pipeline has not drained while any is left.
+    pub claims_pending: f64,
 }
 
 /// The offers in the stores, by message id.
@@ -132,12 +137,13 @@ pub async fn vip_figures(client: &reqwest::Client, targets: &Targets) -> Result<
         sum.offers_made += get(OFFERS_MADE);
         sum.duplicates_dropped += get(DUPLICATES);
         sum.dead_lettered += get(DEAD_LETTERED);
+        sum.claims_pending += get(CLAIMS_PENDING);
     }
     Ok(sum)
 }
 
-/// Waits until the outbox is empty, the queue has nothing ready and the consumers' counters
-/// stopped moving, or until `deadline` passes.
+/// Waits until the outbox is empty, the queue has nothing ready, no replica has a claim
+/// pending and the consumers' counters stopped moving, or until `deadline` passes.
 pub async fn wait_drained(
     client: &reqwest::Client,
     broker: &Broker,
@@ -163,7 +169,7 @@ pub async fn wait_drained(
             published = Some(account.published);
         }
         match snapshot {
-            Ok((account, vip, Some(0))) if account.outbox == 0.0 => {
+            Ok((account, vip, Some(0))) if account.outbox == 0.0 && vip.claims_pending == 0.0 => {
                 if last == Some((account, vip)) {
                     return Drain {
                         drained: true,

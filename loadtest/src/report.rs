@@ -62,6 +62,8 @@ pub struct Report {
     pub offers_made_since_start: f64,
     pub duplicates_dropped_since_start: f64,
     pub dead_lettered_since_start: f64,
+    /// Claims the ledger had not ordered when the report was made (0 once drained).
+    pub claims_pending: f64,
     pub dlq_depth: u64,
     pub poison_injected: u64,
     pub offers_in_stores: u64,
@@ -147,6 +149,10 @@ impl Report {
                     self.duplicates_dropped_since_start,
                     self.dead_lettered_since_start
                 ),
+            ),
+            (
+                "claims pending (not yet ordered)",
+                self.claims_pending.to_string(),
             ),
             (
                 "DLQ depth / poison injected",

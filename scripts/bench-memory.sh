@@ -8,7 +8,8 @@
 #   idle         10 s after both answer /health
 #   non-VIP      peak during `wrk -t2 -c50 -d15s` on /accounts/10001
 #   VIP          peak during `wrk -t2 -c50 -d15s` on /accounts/10000 and the 10 s after it,
-#                vipservice draining vip_queue all along
+#                vipservice draining vip_queue all along; then the reads wrk counted against
+#                accountservice's published / buffered / outbox figures and vipservice's offers
 #   idle after   RSS 10 s after that
 #
 # The peak is reset between phases by writing 5 to /proc/<pid>/clear_refs.
@@ -78,9 +79,19 @@ wrk -t2 -c50 -d"$duration" http://127.0.0.1:16767/accounts/10001 | grep -E "Requ
 echo "non-VIP: accountservice peak $(field VmHWM "$acc") kB"
 
 reset_peak "$acc" "$vip"
-wrk -t2 -c50 -d"$duration" http://127.0.0.1:16767/accounts/10000 | grep -E "Requests/sec|Non-2xx|errors"
+wrk -t2 -c50 -d"$duration" http://127.0.0.1:16767/accounts/10000 >"$work/wrk-vip.txt"
+grep -E "Requests/sec|Non-2xx|errors" "$work/wrk-vip.txt"
 sleep 10
 echo "VIP: accountservice peak $(field VmHWM "$acc") kB, vipservice peak $(field VmHWM "$vip") kB"
+# Every VIP read answered is published or in the outbox, and every published one an offer.
+metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
+reads=$(awk '/requests in/ { print $1 }' "$work/wrk-vip.txt")
+non_2xx=$(awk '/Non-2xx/ { print $NF }' "$work/wrk-vip.txt")
+published=$(metric 16767 vip_notifications_published_total)
+buffered=$(metric 16767 vip_notifications_buffered_total)
+outbox=$(metric 16767 vip_outbox_depth)
+offers=$(metric 16868 vip_offers_made_total)
+echo "VIP reads ${reads:-?} (non-2xx ${non_2xx:-0}): published ${published:-0}, buffered ${buffered:-0}, outbox now ${outbox:-0}, offers ${offers:-0}"
 
 sleep 10
 echo "idle after: accountservice RSS $(field VmRSS "$acc") kB, vipservice RSS $(field VmRSS "$vip") kB"

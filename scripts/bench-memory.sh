@@ -92,6 +92,15 @@ buffered=$(metric 16767 vip_notifications_buffered_total)
 outbox=$(metric 16767 vip_outbox_depth)
 offers=$(metric 16868 vip_offers_made_total)
 echo "VIP reads ${reads:-?} (non-2xx ${non_2xx:-0}): published ${published:-0}, buffered ${buffered:-0}, outbox now ${outbox:-0}, offers ${offers:-0}"
+# The outbox's backlog is relayed once the load is over: wait (60 s at most) for it to be empty
+# and every publish an offer, and report the peak through that drain as well.
+drain_started=$SECONDS
+until [ "$(metric 16767 vip_outbox_depth)" = 0 ] &&
+  [ "$(metric 16767 vip_notifications_published_total)" = "$(metric 16868 vip_offers_made_total)" ]; do
+  [ $((SECONDS - drain_started)) -lt 60 ] || break
+  sleep 0.5 # poll interval; the 60 s deadline bounds the wait
+done
+echo "drained after $((SECONDS - drain_started)) s: published $(metric 16767 vip_notifications_published_total), outbox $(metric 16767 vip_outbox_depth), offers $(metric 16868 vip_offers_made_total); accountservice peak through it $(field VmHWM "$acc") kB"
 
 sleep 10
 echo "idle after: accountservice RSS $(field VmRSS "$acc") kB, vipservice RSS $(field VmRSS "$vip") kB"

@@ -15,8 +15,8 @@ const SEEDED_KEY: &str = "seeded_accounts";
 
 /// redb's page cache. Its default (1 GiB) would let a large outbox backlog grow the process by
 /// its size; 100 accounts and an outbox appended at one end and read from the other need few
-/// pages. Under VIP load the outbox fills the cache: 4 MiB made a 20.1-21.0 MB peak, 1 MiB
-/// 15.9-17.1 MB, with the relay draining as fast (BENCHMARKS.md, "Memory").
+/// pages. Under VIP load the outbox fills the cache: 4 MiB made a 20,620-20,984 kB peak, 1 MiB
+/// 16,332-17,104 kB, with the relay draining as fast (BENCHMARKS.md, "Memory").
 const CACHE_BYTES: usize = 1 << 20;
 
 /// How many accounts a new database is seeded with: ids `10000`.. with names `Person_0`..

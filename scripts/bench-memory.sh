@@ -50,6 +50,8 @@ printf 'server_port: 16868\nserver_name: vipservice membench\nvip_queue: %s\nsto
   "$queue" "$work/vip.redb" >"$work/repo/vipservice-membench.yml"
 
 field() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$2/status"; }
+# metric PORT NAME: the value of an unlabelled metric on the service's /metrics.
+metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
 reset_peak() { for pid in "$@"; do echo 5 >"/proc/$pid/clear_refs"; done; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # wait_health PORT NAME STARTED_MS: polls /health every 5 ms (10 s at most) and prints the
@@ -93,7 +95,6 @@ grep -E "Requests/sec|Non-2xx|errors| 50%| 99%" "$work/wrk-vip.txt"
 sleep 10
 echo "VIP: accountservice peak $(field VmHWM "$acc") kB, vipservice peak $(field VmHWM "$vip") kB"
 # Every VIP read answered is published or in the outbox, and every published one an offer.
-metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
 reads=$(awk '/requests in/ { print $1 }' "$work/wrk-vip.txt")
 non_2xx=$(awk '/Non-2xx/ { print $NF }' "$work/wrk-vip.txt")
 published=$(metric 16767 vip_notifications_published_total)
@@ -104,12 +105,13 @@ echo "VIP reads ${reads:-?} (non-2xx ${non_2xx:-0}): published ${published:-0}, 
 # The outbox's backlog is relayed once the load is over: wait (60 s at most) for it to be empty
 # and every publish an offer, and report the peak through that drain as well.
 drain_started=$SECONDS
+drained=drained
 until [ "$(metric 16767 vip_outbox_depth)" = 0 ] &&
   [ "$(metric 16767 vip_notifications_published_total)" = "$(metric 16868 vip_offers_made_total)" ]; do
-  [ $((SECONDS - drain_started)) -lt 60 ] || break
+  [ $((SECONDS - drain_started)) -lt 60 ] || { drained="NOT drained"; break; }
   sleep 0.5 # poll interval; the 60 s deadline bounds the wait
 done
-echo "drained after $((SECONDS - drain_started)) s: published $(metric 16767 vip_notifications_published_total), outbox $(metric 16767 vip_outbox_depth), offers $(metric 16868 vip_offers_made_total); accountservice peak through it $(field VmHWM "$acc") kB"
+echo "$drained after $((SECONDS - drain_started)) s: published $(metric 16767 vip_notifications_published_total), outbox $(metric 16767 vip_outbox_depth), offers $(metric 16868 vip_offers_made_total); accountservice peak through it $(field VmHWM "$acc") kB"
 
 sleep 10
 echo "idle after: accountservice RSS $(field VmRSS "$acc") kB, vipservice RSS $(field VmRSS "$vip") kB"

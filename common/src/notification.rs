@@ -152,7 +152,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixtures_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/vip-notifications")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vip-notifications")
     }
 
     fn fixture(name: &str) -> Vec<u8> {

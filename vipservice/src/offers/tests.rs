@@ -48,7 +48,7 @@ fn notification(account_id: &str, read_at: DateTime<Utc>) -> Notification {
 
 fn fixture_body(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/vip-notifications")
+        .join("../common/tests/fixtures/vip-notifications")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }

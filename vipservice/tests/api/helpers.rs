@@ -24,10 +24,10 @@ use vipservice::offers::OfferDb;
 /// How long anything a test waits for may take.
 pub const LIMIT: Duration = Duration::from_secs(30);
 
-/// The fixture `name` of `../shared/fixtures/vip-notifications/`.
+/// The fixture `name` of `common/tests/fixtures/vip-notifications/`.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/vip-notifications")
+        .join("../common/tests/fixtures/vip-notifications")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }

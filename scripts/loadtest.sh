@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# End-to-end load and fault scenarios (issue 7): starts the system like run-local.sh (release
-# binaries, 1 accountservice + 2 vipservice, `local` profile) on ports of its own, with a
-# unique work queue and bus exchange, VIP accounts 10000-10049 and fresh stores in a temp dir;
-# runs the scenario with the `loadtest` member; stops everything and deletes its queues.
+# End-to-end load and fault scenarios: starts the system like run-local.sh (release binaries,
+# 1 accountservice + 2 vipservice, `local` profile) on ports of its own, with a unique work
+# queue and bus exchange, VIP accounts 10000-10049, accountservice's store in a temp dir and a
+# fresh offers database that both vipservice replicas share (OFFERS_DATABASE=sqlite: one file
+# in the temp dir, the default; OFFERS_DATABASE=postgres: a database of its own on PG_URL's
+# server, dropped at the end); runs the scenario with the `loadtest` member, which reconciles
+# every accepted VIP read against the offers table in one query; stops everything and deletes
+# its queues.
 #
 #   scripts/loadtest.sh steady          [--seconds N]  # N/2 s of 1-in-10 VIP reads, N/2 s VIP-only
 #   scripts/loadtest.sh consumer-crash  [--seconds N]  # SIGKILL vipservice 2 at N/3, restart 5 s later
+#   scripts/loadtest.sh both-consumers-crash [--seconds N]  # SIGKILL both vipservices at N/3, restart 5 s later
 #   scripts/loadtest.sh account-sigterm [--seconds N]  # SIGTERM accountservice at N/3, restart 2 s later
 #   scripts/loadtest.sh poison          [--seconds N]  # 1% garbage injected straight into the queue
 #   scripts/loadtest.sh broker-restart  [--seconds N]  # rabbitmqctl stop_app at N/3, 5 s, start_app
 #   scripts/loadtest.sh memory-alarm    [--seconds N]  # memory watermark tiny for 5 s, then restored
+#   scripts/loadtest.sh database-restart [--seconds N] # PostgreSQL stopped at N/3 for DATABASE_OUTAGE_SECONDS (10)
 #
 # --compare (any scenario): first measures the raw broker with the external tool
 # ../shared/tools/broker-limit (built with cargo from its own manifest, never copied here):
@@ -23,10 +29,13 @@
 # the first offer committed. Whatever ends the script (done, failure, Ctrl-C), the broker is
 # left as found: started again, or the watermark it had put back.
 #
-# Exit status: the loadtest's, non-zero if any read is lost, any message id is offered by two
-# replica stores (the claim ledger `<queue>.ledger` leaves no room for one, in any scenario),
-# or the pipeline did not drain; non-zero too if the fault itself failed. The last line of
-# output is the JSON report.
+# database-restart stops the shared PostgreSQL cluster (pg_ctlcluster) and needs
+# OFFERS_DATABASE=postgres and ALLOW_DATABASE_DISRUPTION=1; whatever ends the script, the
+# cluster is started again.
+#
+# Exit status: the loadtest's, non-zero if any read is lost, any message id has two offers
+# (the offers' primary key leaves no room for one, in any scenario), or the pipeline did not
+# drain; non-zero too if the fault itself failed. The last line of output is the JSON report.
 #
 # Environment: CONCURRENCY (32), RATE (unbounded), DRAIN_SECONDS (60), LOG_LEVEL (info),
 # ACCOUNT_PORT (17767), VIP_PORTS ("17868 17869"), AMQP_URL, KEEP_TMP=1 keeps the temp dir
@@ -38,7 +47,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 steady|consumer-crash|account-sigterm|poison|broker-restart|memory-alarm [--seconds N] [--compare]" >&2; exit 2; }
+usage() { echo "usage: $0 steady|consumer-crash|both-consumers-crash|account-sigterm|poison|broker-restart|memory-alarm|database-restart [--seconds N] [--compare]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 scenario=$1; shift
 seconds=20
@@ -50,8 +59,15 @@ while [ $# -gt 0 ]; do
     *) usage ;;
   esac
 done
+offers_database=${OFFERS_DATABASE:-sqlite}
+case "$offers_database" in sqlite|postgres) ;; *) echo "OFFERS_DATABASE must be sqlite or postgres" >&2; exit 2 ;; esac
 case "$scenario" in
-  steady|consumer-crash|account-sigterm|poison) ;;
+  steady|consumer-crash|both-consumers-crash|account-sigterm|poison) ;;
+  database-restart)
+    [ "$offers_database" = postgres ] ||
+      { echo "$scenario restarts PostgreSQL: set OFFERS_DATABASE=postgres" >&2; exit 2; }
+    [ "${ALLOW_DATABASE_DISRUPTION:-}" = 1 ] ||
+      { echo "$scenario stops the shared PostgreSQL: set ALLOW_DATABASE_DISRUPTION=1" >&2; exit 2; } ;;
   broker-restart|memory-alarm)
     [ "${ALLOW_BROKER_DISRUPTION:-}" = 1 ] ||
       { echo "$scenario stops or blocks the shared broker: set ALLOW_BROKER_DISRUPTION=1" >&2; exit 2; } ;;
@@ -67,6 +83,13 @@ suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 queue=loadtest_vip.$suffix
 bus=loadtest_bus.$suffix
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/goblog-loadtest.XXXXXX")
+pg_url=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+case "$offers_database" in
+  sqlite) database_url="sqlite://$tmp/vipservice.db?mode=rwc" ;;
+  postgres)
+    pg_database=loadtest_$suffix
+    database_url="${pg_url%/*}/$pg_database" ;;
+esac
 
 step() { printf '==> %s %s\n' "$(date +%T.%3N)" "$*"; }
 
@@ -85,7 +108,7 @@ start_account() {
 # start_vip N (1-based replica number)
 start_vip() {
   local n=$1 port=${vip_ports[$(($1 - 1))]}
-  env "${service_env[@]}" GOBLOG_SERVER_PORT="$port" GOBLOG_STORE__PATH="$tmp/vipservice-$n.redb" \
+  env "${service_env[@]}" GOBLOG_SERVER_PORT="$port" GOBLOG_OFFERS__DATABASE_URL="$database_url" \
     "$bin/vipservice" --profile local --config-repo "$tmp/config-repo" \
     >>"$tmp/vipservice-$n.log" 2>&1 &
   echo $! >"$tmp/vipservice-$n.pid"
@@ -120,6 +143,12 @@ cleanup() {
   done
   "$bin/loadtest" --cleanup --amqp-url "$amqp_url" --vip-queue "$queue" --bus-exchange "$bus" ||
     echo "could not delete $queue (and .dlq/.dlx) and $bus" >&2
+  if [ -n "${pg_database:-}" ] && [ "$status" -eq 0 ] && [ "${KEEP_TMP:-}" != 1 ]; then
+    psql -q "$pg_url" -c "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" ||
+      echo "could not drop the database $pg_database" >&2
+  elif [ -n "${pg_database:-}" ]; then
+    echo "offers database kept: ${pg_url%/*}/$pg_database" >&2
+  fi
   if [ "${KEEP_TMP:-}" = 1 ] || [ "$status" -ne 0 ]; then
     echo "logs and stores kept in $tmp" >&2
   else
@@ -132,6 +161,11 @@ trap 'exit 130' INT TERM
 
 step "building release binaries"
 cargo build --release --quiet -p accountservice -p vipservice -p loadtest
+# The run uses copies: a build in the same target dir during the run (another checkout sharing
+# CARGO_TARGET_DIR) must not swap the binary a restarted service runs.
+mkdir "$tmp/bin"
+cp "$bin/accountservice" "$bin/vipservice" "$bin/loadtest" "$tmp/bin/"
+bin=$tmp/bin
 
 raw=()
 if [ -n "$compare" ]; then
@@ -161,7 +195,11 @@ if [ -n "$compare" ]; then
   raw=(--raw-publish-confirm-quorum "$publish_limit" --raw-consume-ack "$consume_limit")
 fi
 
-step "config: VIP accounts 10000-10049, queue $queue, bus $bus, stores in $tmp"
+if [ -n "${pg_database:-}" ]; then
+  step "offers database $pg_database on ${pg_url%/*}"
+  psql -q "$pg_url" -c "CREATE DATABASE $pg_database"
+fi
+step "config: VIP accounts 10000-10049, queue $queue, bus $bus, logs and stores in $tmp"
 cp -r config-repo "$tmp/config-repo"
 {
   echo "vip_account_ids:"
@@ -193,8 +231,8 @@ case "$scenario" in
   steady) phases=(--phase "$((seconds / 2)):0.1" --phase "$((seconds - seconds / 2)):1") ;;
   poison) extra+=(--poison-fraction 0.01) ;;
   consumer-crash)
-    # What the killed replica had committed but not acked is redelivered to the other one; the
-    # ledger keeps the claim that came first, once the killed replica is back.
+    # What the killed replica had committed but not acked is redelivered to the other one,
+    # which finds its message id in the inbox table and acks it without a second offer.
     fault() {
       pause "$fault_at"
       step "SIGKILL vipservice-2 ($(pid_of vipservice-2))"
@@ -202,6 +240,41 @@ case "$scenario" in
       pause 5
       step "restarting vipservice-2"
       start_vip 2
+    } ;;
+  both-consumers-crash)
+    # Nobody consumes for 5 s; everything unacked is redelivered once they are back.
+    fault() {
+      pause "$fault_at"
+      step "SIGKILL vipservice-1 ($(pid_of vipservice-1)) and vipservice-2 ($(pid_of vipservice-2)) at once"
+      kill -KILL "$(pid_of vipservice-1)" "$(pid_of vipservice-2)"
+      pause 5
+      step "restarting both vipservices"
+      start_vip 1
+      start_vip 2
+    } ;;
+  database-restart)
+    extra+=(--outage-file "$tmp/outage")
+    # The cluster serving PG_URL's port, as pg_lsclusters lists it: "VERSION NAME PORT ...".
+    pg_port=$(sed -E 's#^.*://([^/]*@)?[^:/]*:?([0-9]*)/.*$#\2#' <<<"$pg_url")
+    read -r pg_version pg_cluster _ < <(pg_lsclusters --no-header | awk -v p="${pg_port:-5432}" '$3 == p')
+    [ -n "${pg_cluster:-}" ] || { echo "no PostgreSQL cluster on port ${pg_port:-5432} (pg_lsclusters)" >&2; exit 2; }
+    fault() {
+      pause "$fault_at"
+      step "pg_ctlcluster $pg_version $pg_cluster stop (fast)"
+      database_stopped=1
+      outage_mark down
+      pg_ctlcluster "$pg_version" "$pg_cluster" stop -m fast
+      step "PostgreSQL stopped; starting it again in ${DATABASE_OUTAGE_SECONDS:-10} s"
+      pause "${DATABASE_OUTAGE_SECONDS:-10}"
+      step "pg_ctlcluster $pg_version $pg_cluster start"
+      pg_ctlcluster "$pg_version" "$pg_cluster" start
+      outage_mark back
+      database_stopped=
+    }
+    restore() {
+      [ -n "${database_stopped:-}" ] || return 0
+      echo "putting PostgreSQL back: pg_ctlcluster $pg_version $pg_cluster start" >&2
+      pg_ctlcluster "$pg_version" "$pg_cluster" start
     } ;;
   account-sigterm)
     fault() {
@@ -277,6 +350,7 @@ status=0
   --vip-url "http://127.0.0.1:${vip_ports[0]}" --vip-url "http://127.0.0.1:${vip_ports[1]}" \
   --concurrency "${CONCURRENCY:-32}" ${RATE:+--rate "$RATE"} "${raw[@]}" \
   --amqp-url "$amqp_url" --vip-queue "$queue" --drain-seconds "${DRAIN_SECONDS:-60}" \
+  --database-url "$database_url" \
   --pid-file "accountservice=$tmp/accountservice.pid" \
   --pid-file "vipservice-1=$tmp/vipservice-1.pid" \
   --pid-file "vipservice-2=$tmp/vipservice-2.pid" &

@@ -9,10 +9,12 @@
 //! - [`bootstrap`]: settings, logging, broker, config bus, HTTP and shutdown, as both services
 //!   start and stop.
 //! - [`notification`]: the VIP notification both services exchange, and the account id rule.
+//! - [`contract`]: the metric names outside tools read.
 //! - [`redact`]: secrets never reach a log line.
 
 pub mod bootstrap;
 pub mod config;
+pub mod contract;
 pub mod messaging;
 pub mod notification;
 pub mod redact;

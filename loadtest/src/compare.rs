@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use crate::report::{PhaseReport, Report};
 
-/// The Go original's figures (callistaenterprise/goblog P9 on this machine kind), from
-/// `../shared/anchors/go-original-baseline.md`: the one place they are written in the code.
+/// The Go original's figures: callistaenterprise/goblog branch P9 (commit f9825e0a), unmodified,
+/// built with go1.19.8, on this project's 2-core machine kind with RabbitMQ 3.10.8 (how each
+/// was measured: BENCHMARKS.md, "The Go original"). The one place they are written in code.
 mod go {
     /// `wrk -t2 -c50 -d15s` on a non-VIP account, median of 3.
     pub const HTTP_REQ_PER_S: f64 = 8_423.0;
@@ -21,12 +22,12 @@ mod go {
     pub const BROKER_RESTART: &str = "never (does not reconnect)";
 }
 
-/// Raw broker limits measured by `../shared/tools/broker-limit` in the same invocation.
+/// Raw broker limits measured by the workspace's `raw-lapin` in the same invocation.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RawLimits {
     /// Pipelined publish with confirms into a quorum queue, msg/s.
     pub publish_confirm_quorum: f64,
-    /// Consume with a manual ack per message, msg/s (broker-limit consumes a durable classic
+    /// Consume with a manual ack per message, msg/s (raw-lapin consumes a durable classic
     /// queue: it has no quorum consume figure).
     pub consume_ack: f64,
 }

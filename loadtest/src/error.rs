@@ -15,6 +15,12 @@ pub enum Error {
     Status { url: String, status: u16 },
     #[error("metric {name} is missing from {url}")]
     MissingMetric { name: &'static str, url: String },
+    #[error("offers database {url}: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("broker: {0}")]
     Broker(#[from] lapin::Error),
     #[error("outage file {path}: {reason}")]

@@ -20,10 +20,6 @@ impl IdRange {
     pub fn nth(self, n: u64) -> u64 {
         self.first + n % self.len()
     }
-
-    pub fn iter(self) -> impl Iterator<Item = u64> {
-        self.first..=self.last
-    }
 }
 
 impl FromStr for IdRange {

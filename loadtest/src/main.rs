@@ -67,6 +67,10 @@ struct Args {
     /// The VIP work queue (its dead-letter queue is `<queue>.dlq`).
     #[arg(long, default_value = "vip_queue")]
     vip_queue: String,
+    /// The offers database vipservice writes (its `offers.database_url`), read after the
+    /// drain to account for every notification in one query.
+    #[arg(long, default_value = "sqlite://data/vipservice.db?mode=ro")]
+    database_url: String,
     /// Share of the queue's messages injected as garbage straight into it (0..1).
     #[arg(long, default_value_t = 0.0)]
     poison_fraction: f64,
@@ -81,11 +85,11 @@ struct Args {
     /// the broker back to the first offer.
     #[arg(long)]
     outage_file: Option<PathBuf>,
-    /// Raw publish-with-confirms rate into a quorum queue (msg/s, from broker-limit), to
+    /// Raw publish-with-confirms rate into a quorum queue (msg/s, from raw-lapin), to
     /// compare against.
     #[arg(long, requires = "raw_consume_ack")]
     raw_publish_confirm_quorum: Option<f64>,
-    /// Raw consume-with-ack rate (msg/s, from broker-limit), to compare against.
+    /// Raw consume-with-ack rate (msg/s, from raw-lapin), to compare against.
     #[arg(long, requires = "raw_publish_confirm_quorum")]
     raw_consume_ack: Option<f64>,
     /// Instead of a load test: delete the queue, its `.dlq` and `.dlx`, and `--bus-exchange`.
@@ -106,14 +110,14 @@ async fn main() -> std::process::ExitCode {
             report.print_table();
             println!();
             compare::print_table(
-                "against the Go original (../shared/anchors/go-original-baseline.md)",
+                "against the Go original (BENCHMARKS.md, \"The Go original\")",
                 "Go original",
                 &report.against_go,
             );
             if !report.against_raw.is_empty() {
                 println!();
                 compare::print_table(
-                    "against the raw broker (../shared/tools/broker-limit, this invocation)",
+                    "against the raw broker (raw-lapin, this invocation)",
                     "raw limit",
                     &report.against_raw,
                 );
@@ -122,8 +126,8 @@ async fn main() -> std::process::ExitCode {
                 Ok(line) => println!("{line}"),
                 Err(e) => eprintln!("cannot print the JSON line: {e}"),
             }
-            // Every notification must be accounted for, and offered once: the replicas'
-            // claim ledger leaves no room for a duplicate, whatever the fault.
+            // Every notification must be accounted for, and offered once: the offers' primary
+            // key leaves no room for a duplicate, whatever the fault.
             let passed = report.lost == 0
                 && report.duplicate_offers == 0
                 && report.drained
@@ -166,7 +170,7 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         account_url: args.account_url.clone(),
         vip_urls: args.vip_urls.clone(),
         vip_queue: args.vip_queue.clone(),
-        vip_ids,
+        database_url: args.database_url.clone(),
     };
     let broker = Arc::new(Broker::connect(&args.amqp_url).await?);
     if args.cleanup {
@@ -240,13 +244,8 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         .chain(plan.phase_ends())
         .filter_map(|d| chrono::TimeDelta::from_std(d).ok().map(|d| start + d))
         .collect();
-    let offers = reconcile::offer_figures(
-        &client,
-        &targets,
-        &boundaries,
-        outage.and_then(Outage::back),
-    )
-    .await?;
+    let offers =
+        reconcile::offer_figures(&targets, &boundaries, outage.and_then(Outage::back)).await?;
     // The counter at the start of each phase and at the end of the load.
     let published: Vec<Option<f64>> = std::iter::once(Some(0.0))
         .chain(published_at_boundaries.await.unwrap_or_default())
@@ -334,12 +333,11 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         offers_made_since_start: vip.offers_made,
         duplicates_dropped_since_start: vip.duplicates_dropped,
         dead_lettered_since_start: vip.dead_lettered,
-        claims_pending: vip.claims_pending,
         dlq_depth: dlq,
         poison_injected: injected,
-        offers_in_stores: offers.total,
+        offers_in_database: offers.total,
         distinct_offers: offers.distinct,
-        duplicate_offers: offers.cross_store_duplicates,
+        duplicate_offers: offers.duplicates,
         duplicate_examples: offers.duplicate_examples,
         drained: drain.drained,
         drain_seconds: drain.took.as_secs_f64(),

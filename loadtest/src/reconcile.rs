@@ -1,22 +1,25 @@
 //! After the load: wait for the pipeline to drain, then account for every accepted VIP read.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
-use serde::Deserialize;
+use sqlx::AnyConnection;
+use sqlx::Connection;
+use sqlx::Row;
+use sqlx::any::AnyConnectOptions;
 
 use crate::broker::Broker;
 use crate::error::Error;
-use crate::ids::IdRange;
 use crate::load::new_histogram;
 use crate::prom::metric_sum;
 
-// The services' own metric names, so the two cannot drift apart.
-use accountservice::notify::metric::{BUFFERED, FAILED, OUTBOX_DEPTH, PUBLISHED};
-use vipservice::metrics::{
-    CLAIMS_PENDING, CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED as DUPLICATES, OFFERS_MADE,
+// The services' metric names, from the wire contract they take them from too.
+use common::contract::accountservice::{BUFFERED, FAILED, OUTBOX_DEPTH, PUBLISHED};
+use common::contract::vipservice::{
+    CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED as DUPLICATES, OFFERS_MADE,
 };
 
 /// Where the services and the queue are.
@@ -25,7 +28,8 @@ pub struct Targets {
     pub account_url: String,
     pub vip_urls: Vec<String>,
     pub vip_queue: String,
-    pub vip_ids: IdRange,
+    /// The offers database every vipservice replica writes (`offers.database_url`).
+    pub database_url: String,
 }
 
 /// accountservice's notification counters (since its last start) and outbox.
@@ -44,20 +48,17 @@ pub struct VipFigures {
     pub offers_made: f64,
     pub duplicates_dropped: f64,
     pub dead_lettered: f64,
-    /// Claims not yet ordered by the ledger: their deliveries are unacked or their offers are
-    /// still to come, so the pipeline has not drained while any is left.
-    pub claims_pending: f64,
 }
 
-/// The offers in the stores, by message id.
+/// The offers in the database, by message id.
 #[derive(Debug)]
 pub struct OfferFigures {
-    /// Offers summed over the replica stores.
+    /// Offer rows.
     pub total: u64,
     /// Distinct message ids among them.
     pub distinct: u64,
-    /// Message ids offered by more than one store.
-    pub cross_store_duplicates: u64,
+    /// Message ids with more than one offer row.
+    pub duplicates: u64,
     /// A few of those message ids, to look up in the logs.
     pub duplicate_examples: Vec<String>,
     /// `offeredAt - readAt` of each distinct offer, in µs.
@@ -80,14 +81,6 @@ pub struct Drain {
     /// The last moment accountservice's confirmed-publish counter was seen moving (the end
     /// of the load if it never moved after it), to within the 1 s poll.
     pub publishing_ended: Instant,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OfferView {
-    message_id: String,
-    read_at: DateTime<Utc>,
-    offered_at: DateTime<Utc>,
 }
 
 async fn get_text(client: &reqwest::Client, url: &str) -> Result<String, Error> {
@@ -137,13 +130,12 @@ pub async fn vip_figures(client: &reqwest::Client, targets: &Targets) -> Result<
         sum.offers_made += get(OFFERS_MADE);
         sum.duplicates_dropped += get(DUPLICATES);
         sum.dead_lettered += get(DEAD_LETTERED);
-        sum.claims_pending += get(CLAIMS_PENDING);
     }
     Ok(sum)
 }
 
-/// Waits until the outbox is empty, the queue has nothing ready, no replica has a claim
-/// pending and the consumers' counters stopped moving, or until `deadline` passes.
+/// Waits until the outbox is empty, the queue has nothing ready and the consumers' counters
+/// stopped moving, or until `deadline` passes.
 pub async fn wait_drained(
     client: &reqwest::Client,
     broker: &Broker,
@@ -169,7 +161,7 @@ pub async fn wait_drained(
             published = Some(account.published);
         }
         match snapshot {
-            Ok((account, vip, Some(0))) if account.outbox == 0.0 && vip.claims_pending == 0.0 => {
+            Ok((account, vip, Some(0))) if account.outbox == 0.0 => {
                 if last == Some((account, vip)) {
                     return Drain {
                         drained: true,
@@ -194,84 +186,73 @@ pub async fn wait_drained(
     }
 }
 
-/// Reads every VIP account's offers from every replica. `boundaries`: the instants between
+/// Reads every offer from the database in one query. `boundaries`: the instants between
 /// which to count offers (ascending); `after`: the instant whose first later offer to find.
 pub async fn offer_figures(
-    client: &reqwest::Client,
     targets: &Targets,
     boundaries: &[DateTime<Utc>],
     after: Option<DateTime<Utc>>,
 ) -> Result<OfferFigures, Error> {
+    let database = |source| Error::Database {
+        url: common::redact::redact_url(&targets.database_url),
+        source,
+    };
+    sqlx::any::install_default_drivers();
+    let options = AnyConnectOptions::from_str(&targets.database_url).map_err(database)?;
+    let mut connection = AnyConnection::connect_with(&options)
+        .await
+        .map_err(database)?;
+    let rows = sqlx::query("SELECT message_id, read_at, offered_at FROM offers")
+        .fetch_all(&mut connection)
+        .await
+        .map_err(database)?;
+    let _ = connection.close().await;
+
     let mut by_phase = vec![0; boundaries.len().saturating_sub(1)];
-    let mut stores_by_id: HashMap<String, u32> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::with_capacity(rows.len());
+    let mut duplicate_examples = Vec::new();
     let mut end_to_end = new_histogram()?;
-    let mut total = 0;
     let mut last_offered_at: Option<DateTime<Utc>> = None;
     let mut first_offered_after: Option<DateTime<Utc>> = None;
-    for base in &targets.vip_urls {
-        for id in targets.vip_ids.iter() {
-            let url = format!("{base}/offers/{id}");
-            let response = client
-                .get(&url)
-                .send()
-                .await
-                .map_err(|source| Error::Http {
-                    url: url.clone(),
-                    source,
-                })?;
-            if response.status().as_u16() == 404 {
-                continue; // no offers for this account in this store
-            }
-            if !response.status().is_success() {
-                return Err(Error::Status {
-                    url,
-                    status: response.status().as_u16(),
-                });
-            }
-            let offers: Vec<OfferView> = response.json().await.map_err(|source| Error::Http {
-                url: url.clone(),
-                source,
-            })?;
-            for offer in offers {
-                total += 1;
-                last_offered_at = last_offered_at.max(Some(offer.offered_at));
-                if after.is_some_and(|a| offer.offered_at > a) {
-                    first_offered_after = Some(
-                        first_offered_after.map_or(offer.offered_at, |f| f.min(offer.offered_at)),
-                    );
-                }
-                let seen = stores_by_id.entry(offer.message_id).or_default();
-                *seen += 1;
-                if *seen == 1 {
-                    let window = boundaries.partition_point(|b| *b <= offer.offered_at);
-                    if let Some(n) = window.checked_sub(1).and_then(|w| by_phase.get_mut(w)) {
-                        *n += 1;
-                    }
-                    let micros = (offer.offered_at - offer.read_at)
-                        .num_microseconds()
-                        .and_then(|m| u64::try_from(m).ok())
-                        .unwrap_or(0);
-                    end_to_end.saturating_record(micros.max(1));
-                }
-            }
+    for row in &rows {
+        let message_id: String = row.try_get(0).map_err(database)?;
+        let read_at = instant(row.try_get(1).map_err(database)?);
+        let offered_at = instant(row.try_get(2).map_err(database)?);
+        last_offered_at = last_offered_at.max(Some(offered_at));
+        if after.is_some_and(|a| offered_at > a) {
+            first_offered_after =
+                Some(first_offered_after.map_or(offered_at, |f| f.min(offered_at)));
         }
+        if !seen.insert(message_id.clone()) {
+            duplicate_examples.push(message_id);
+            continue;
+        }
+        let window = boundaries.partition_point(|b| *b <= offered_at);
+        if let Some(n) = window.checked_sub(1).and_then(|w| by_phase.get_mut(w)) {
+            *n += 1;
+        }
+        let micros = (offered_at - read_at)
+            .num_microseconds()
+            .and_then(|m| u64::try_from(m).ok())
+            .unwrap_or(0);
+        end_to_end.saturating_record(micros.max(1));
     }
-    let distinct = stores_by_id.len() as u64;
-    let mut duplicate_examples: Vec<String> = stores_by_id
-        .iter()
-        .filter(|&(_, &n)| n > 1)
-        .map(|(id, _)| id.clone())
-        .collect();
+    let duplicates = duplicate_examples.len() as u64;
     duplicate_examples.sort();
     duplicate_examples.truncate(5);
     Ok(OfferFigures {
-        total,
-        distinct,
-        cross_store_duplicates: stores_by_id.values().filter(|&&n| n > 1).count() as u64,
+        total: rows.len() as u64,
+        distinct: seen.len() as u64,
+        duplicates,
         duplicate_examples,
         end_to_end,
         by_phase,
         last_offered_at,
         first_offered_after,
     })
+}
+
+/// An offers-table instant: microseconds since the epoch.
+fn instant(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }

@@ -62,11 +62,9 @@ pub struct Report {
     pub offers_made_since_start: f64,
     pub duplicates_dropped_since_start: f64,
     pub dead_lettered_since_start: f64,
-    /// Claims the ledger had not ordered when the report was made (0 once drained).
-    pub claims_pending: f64,
     pub dlq_depth: u64,
     pub poison_injected: u64,
-    pub offers_in_stores: u64,
+    pub offers_in_database: u64,
     pub distinct_offers: u64,
     pub duplicate_offers: u64,
     pub duplicate_examples: Vec<String>,
@@ -151,16 +149,12 @@ impl Report {
                 ),
             ),
             (
-                "claims pending (not yet ordered)",
-                self.claims_pending.to_string(),
-            ),
-            (
                 "DLQ depth / poison injected",
                 format!("{} / {}", self.dlq_depth, self.poison_injected),
             ),
             (
-                "offers in stores / distinct",
-                format!("{} / {}", self.offers_in_stores, self.distinct_offers),
+                "offers in the database / distinct",
+                format!("{} / {}", self.offers_in_database, self.distinct_offers),
             ),
             (
                 "duplicate offers",

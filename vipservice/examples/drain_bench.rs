@@ -31,6 +31,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use chrono::{DateTime, Utc};
 use clap::{Parser, ValueEnum};
+use common::contract::vipservice::OFFERS_MADE;
 use common::messaging::{
     AmqpMessaging, Messaging, MessagingError, MessagingSettings, OutgoingMessage, QueueSpec,
     QueueType,
@@ -41,7 +42,6 @@ use test_support::{Broker, unique};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, timeout};
-use vipservice::metrics::OFFERS_MADE;
 use vipservice::offers::Offer;
 
 /// How long starting, draining or stopping may take before the run is declared stuck.
@@ -113,8 +113,6 @@ async fn main() -> Result<()> {
         vip.stop().await;
     }
     bench.broker.delete_work_queue(&bench.queue).await;
-    let ledger = vipservice::ledger::stream_for(&bench.queue).name;
-    bench.broker.delete(&[&ledger], &[]).await;
     bench.broker.delete(&[], &[&bench.bus]).await;
     result
 }
@@ -257,8 +255,8 @@ impl Bench {
             .env("GOBLOG_VIP_QUEUE", &self.queue)
             .env("GOBLOG_CONFIG_EVENT_BUS", &self.bus)
             .env(
-                "GOBLOG_STORE__PATH",
-                self.dir.path().join(format!("{name}.redb")),
+                "GOBLOG_OFFERS__DATABASE_URL",
+                format!("sqlite://{}/{name}.db?mode=rwc", self.dir.path().display()),
             )
             .env(
                 "GOBLOG_AMQP__QUEUE_TYPE",
@@ -484,7 +482,7 @@ impl Vip {
             }
             let (http, url) = (
                 self.http.clone(),
-                format!("{}/offers/{}", self.base, account(i)),
+                format!("{}/offers/{}?limit=1000", self.base, account(i)),
             );
             in_flight.spawn(async move {
                 let response = http.get(&url).send().await?;

@@ -1,87 +1,77 @@
-//! Assembly: the offer database, its writer, the claim ledger, the `vip_queue` consumer and the
-//! routes, from the settings the bootstrap loaded.
+//! Assembly: the offers database, its writer, the `vip_queue` consumer and the routes, from
+//! the settings the bootstrap loaded.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{TimeDelta, Utc};
 use common::bootstrap::{Service, ServiceSettings, metrics_handle};
 use common::config::Refreshable;
-use common::messaging::{QueueSpec, StreamOffset, Subscription};
+use common::messaging::{QueueSpec, Subscription};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
 use tracing::{info, warn};
 
 use crate::consumer::OfferConsumer;
 use crate::error::StartupError;
-use crate::ledger::{self, Announcer, LedgerReader};
-use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferWriter};
+use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferError, OfferWriter};
 use crate::routes::{AppState, router};
-use crate::settings::VipSettings;
+use crate::settings::{DatabaseSettings, VipSettings};
 
-/// The consumers' names on the broker, shown in its management UI.
+/// The consumer's name on the broker, shown in its management UI.
 const CONSUMER_NAME: &str = "vipservice";
-const LEDGER_READER_NAME: &str = "vipservice-ledger";
-/// How long stopping waits for the ledger to order the last claims.
-const LEDGER_GRACE: Duration = Duration::from_secs(5);
+/// The longest wait between two tries to reach the database at startup.
+const CONNECT_RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often processed message ids past their retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// vipservice, started and consuming.
 pub struct App {
     db: Arc<OfferDb>,
     writer: Arc<OfferWriter>,
     consumer: Subscription,
-    ledger: Subscription,
-    rule_follower: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl App {
-    /// Opens the store, starts the writer, follows rule refreshes and subscribes to the queue.
+    /// Connects to the database (waiting for it while it is away), starts the writer, follows
+    /// rule refreshes and subscribes to the queue.
     pub async fn start(service: &Service<VipSettings>) -> Result<Self, StartupError> {
         let settings = service.settings().current().settings.clone();
-        let db = Arc::new(open_store(&settings.own.store.path)?);
-        let writer = OfferWriter::start(db.clone(), settings.own.offer.rule(), DEFAULT_MAX_BATCH)
-            .map_err(StartupError::Writer)?;
-        let writer = Arc::new(writer);
-        let rule_follower = tokio::spawn(follow_rule(
-            service.settings(),
-            service.refreshed(),
-            writer.clone(),
+        let db = Arc::new(connect(&settings.own.offers).await?);
+        let writer = Arc::new(OfferWriter::start(
+            db.clone(),
+            settings.own.offer.rule(),
+            DEFAULT_MAX_BATCH,
         ));
+        let background = vec![
+            tokio::spawn(follow_rule(
+                service.settings(),
+                service.refreshed(),
+                writer.clone(),
+            )),
+            tokio::spawn(prune(db.clone(), settings.own.offers.retention())),
+        ];
         // Counting starts with the first delivery, before `serve` would install the recorder.
         metrics_handle();
-        let messaging = service.messaging();
-        // The ledger first: it resumes where this store left it, before any new claim.
-        let stream = ledger::stream_for(&settings.own.vip_queue);
-        let from = db
-            .ledger_next_offset()?
-            .map_or(StreamOffset::First, StreamOffset::At);
-        let reader = Arc::new(LedgerReader::new(writer.clone()));
-        let ledger = messaging
-            .subscribe_to_stream(&stream, from, LEDGER_READER_NAME, reader)
-            .await?;
-        let announcer = Announcer::start(messaging.clone(), stream, db.replica().to_owned());
-        let pending = db.pending_claims()?;
-        if !pending.is_empty() {
-            info!(
-                claims = pending.len(),
-                "announcing the claims a previous run left pending"
-            );
-        }
-        announcer.announce_later(pending);
         let queue = QueueSpec::work_queue(&settings.own.vip_queue, settings.core.amqp.queue_type);
-        let handler = Arc::new(OfferConsumer::new(writer.clone(), Arc::new(announcer)));
-        let consumer = messaging
+        let handler = Arc::new(OfferConsumer::new(writer.clone()));
+        let consumer = service
+            .messaging()
             .subscribe_to_queue(&queue, CONSUMER_NAME, handler)
             .await?;
-        info!(queue = consumer.queue(), ledger = ledger.queue(), replica = db.replica(), store = %db.path().display(), "consuming VIP notifications");
+        info!(
+            queue = consumer.queue(),
+            database = db.url(),
+            "consuming VIP notifications"
+        );
         Ok(Self {
             db,
             writer,
             consumer,
-            ledger,
-            rule_follower,
+            background,
         })
     }
 
@@ -89,47 +79,48 @@ impl App {
         router(AppState {
             db: self.db.clone(),
             consumer: self.consumer.clone(),
-            ledger: self.ledger.clone(),
         })
     }
 
-    /// Stops taking notifications, lets the handlers holding some finish (committed, announced
-    /// and acked), then waits a bounded time for the ledger to order this replica's claims, so
-    /// that its offers are in the store when it stops rather than at its next start.
+    /// Stops taking notifications and lets the handlers holding some finish (committed and
+    /// acked). Those waiting for an absent database give up and are requeued.
     pub async fn stop_consuming(&self) {
+        self.writer.stop_waiting();
         self.consumer.stop().await;
-        let mut pending = self.writer.pending();
-        let settled = timeout(LEDGER_GRACE, pending.wait_for(|claims| *claims == 0))
-            .await
-            .is_ok_and(|waited| waited.is_ok());
-        if !settled {
-            warn!(
-                claims = *pending.borrow(),
-                "stopping with claims the ledger has not ordered; the next start settles them"
-            );
-        }
     }
 
-    /// Stops the writer once messaging is closed (no handler can record any more).
+    /// Stops the writer once messaging is closed (no handler can record any more), then
+    /// closes the database.
     pub async fn close(self) {
-        self.rule_follower.abort();
-        let _ = self.rule_follower.await;
+        for task in &self.background {
+            task.abort();
+        }
+        for task in self.background {
+            let _ = task.await;
+        }
         match Arc::into_inner(self.writer) {
             Some(writer) => writer.close().await,
             // Nothing is waiting on it: it stops by itself when the last holder drops it.
             None => warn!("the offer writer is still shared; leaving it to stop by itself"),
         }
+        self.db.close().await;
     }
 }
 
-fn open_store(path: &Path) -> Result<OfferDb, StartupError> {
-    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder).map_err(|source| StartupError::StoreFolder {
-            path: folder.to_owned(),
-            source,
-        })?;
-    }
-    Ok(OfferDb::open(path)?)
+/// Connects to the offers database, trying again with backoff while it is away (a database
+/// that refuses, e.g. a wrong password, fails at once), as the broker connection does.
+async fn connect(settings: &DatabaseSettings) -> Result<OfferDb, OfferError> {
+    let backoff = ExponentialBuilder::default()
+        .with_max_delay(CONNECT_RETRY_MAX)
+        .with_jitter()
+        .without_max_times();
+    (|| OfferDb::connect(settings))
+        .retry(backoff)
+        .when(OfferError::is_unavailable)
+        .notify(|error, delay| {
+            warn!(error = %error.with_causes(), retry_in = ?delay, "the offer database does not answer yet");
+        })
+        .await
 }
 
 /// Hands every refreshed business rule to the writer.
@@ -143,6 +134,25 @@ async fn follow_rule(
         if rule != writer.rule() {
             info!(text = %rule.text, min_interval = ?rule.min_interval, "applying a new offer rule");
             writer.set_rule(rule);
+        }
+    }
+}
+
+/// Forgets processed message ids older than `retention`, now and every [`PRUNE_EVERY`].
+async fn prune(db: Arc<OfferDb>, retention: Duration) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        let retention = TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX);
+        let Some(before) = Utc::now().checked_sub_signed(retention) else {
+            continue;
+        };
+        match db.prune_processed(before).await {
+            Ok(0) => {}
+            Ok(pruned) => {
+                info!(pruned, %before, "forgot processed message ids past their retention")
+            }
+            Err(error) => warn!(error = %error.with_causes(), "cannot prune processed message ids"),
         }
     }
 }

@@ -1,15 +1,16 @@
-//! The `vip_queue` consumer: log, decode, claim through the [`OfferWriter`], announce the claim
-//! on the ledger, and only then let the message be acked.
+//! The `vip_queue` consumer: log, decode, record through the [`OfferWriter`], and only then let
+//! the message be acked.
 //!
 //! What happens to a delivery:
 //! - undecodable or invalid: rejected, so the broker dead-letters it at once (retrying cannot
 //!   fix a body);
-//! - valid: claimed under its `message_id`; the handler returns (and the message is acked)
-//!   only after the group commit holding the claim is durable and the claim is in the ledger
-//!   (see [`crate::ledger`]). A redelivery is a duplicate and records nothing new;
-//! - the store failed: retried by the messaging layer, then dead-lettered;
-//! - the service is stopping before the claim is announced: requeued for another replica (the
-//!   claim stays pending in the store and is announced at the next start).
+//! - valid: recorded under its `message_id`; the handler returns (and the message is acked)
+//!   only after the transaction holding it committed. A redelivery, here or at another
+//!   replica, is a duplicate and records nothing new;
+//! - the database is away: the handler waits for it (the writer keeps trying), holding the
+//!   delivery; once the prefetch window is full the broker delivers nothing more. When the
+//!   service stops meanwhile, the message is requeued;
+//! - the database refused it: retried by the messaging layer, then dead-lettered.
 //!
 //! A message without a `message_id` (the Go original's publisher set none) gets one derived
 //! from its body, so a redelivery of it is still recognised: the body names the account and
@@ -25,19 +26,17 @@ use metrics::{counter, histogram};
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use crate::ledger::Announcer;
-use crate::metrics::{CONSUMED, DEAD_LETTERED, HANDLER_LATENCY};
-use crate::offers::{OfferWriter, Outcome};
+use crate::offers::{OfferWriter, Outcome, RecordError};
+use common::contract::vipservice::{CONSUMED, DEAD_LETTERED, HANDLER_LATENCY};
 
 /// Turns notifications into offers; share one per subscription.
 pub struct OfferConsumer {
     writer: Arc<OfferWriter>,
-    announcer: Arc<Announcer>,
 }
 
 impl OfferConsumer {
-    pub fn new(writer: Arc<OfferWriter>, announcer: Arc<Announcer>) -> Self {
-        Self { writer, announcer }
+    pub fn new(writer: Arc<OfferWriter>) -> Self {
+        Self { writer }
     }
 
     async fn process(&self, message: &IncomingMessage) -> Result<(), HandlerError> {
@@ -58,17 +57,17 @@ impl OfferConsumer {
             .writer
             .record(message_id.clone(), notification)
             .await
-            .map_err(|cause| {
-                error!(%message_id, error = &cause as &dyn std::error::Error, "cannot record the notification");
-                HandlerError::Retry(cause.to_string())
+            .map_err(|cause| match cause {
+                RecordError::Store(_) => {
+                    error!(%message_id, error = &cause as &dyn std::error::Error, "cannot record the notification");
+                    HandlerError::Retry(cause.to_string())
+                }
+                RecordError::Unavailable(_) | RecordError::WriterStopped => {
+                    HandlerError::Requeue(cause.to_string())
+                }
             })?;
-        match outcome {
-            Outcome::Claimed => self
-                .announcer
-                .announce(message_id.clone())
-                .await
-                .map_err(|cause| HandlerError::Requeue(cause.to_string()))?,
-            Outcome::Duplicate => info!(%message_id, "dropping a notification processed before"),
+        if outcome == Outcome::Duplicate {
+            info!(%message_id, "dropping a notification processed before");
         }
         Ok(())
     }

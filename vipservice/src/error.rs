@@ -1,7 +1,5 @@
 //! Errors at vipservice's two boundaries: starting up, and answering HTTP.
 
-use std::path::PathBuf;
-
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,17 +11,9 @@ use crate::offers::OfferError;
 /// Why the service could not assemble itself.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot create the folder {path} of the offer database (setting `store.path`)")]
-    StoreFolder {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
-    Store(#[from] OfferError),
-    #[error("cannot start the offer writer thread")]
-    Writer(#[source] std::io::Error),
-    #[error("cannot subscribe to the VIP queue or its claim ledger")]
+    Database(#[from] OfferError),
+    #[error("cannot subscribe to the VIP queue")]
     Subscribe(#[from] MessagingError),
 }
 
@@ -32,20 +22,21 @@ pub enum StartupError {
 pub enum ApiError {
     #[error("malformed account id")]
     InvalidAccountId,
+    #[error("limit must be between 1 and {max}")]
+    InvalidLimit { max: u32 },
     #[error("no offers for this account")]
     NoOffers,
     #[error("the offer database failed")]
     Store(#[from] OfferError),
-    #[error("the offer query did not finish")]
-    Query(#[from] tokio::task::JoinError),
 }
 
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidAccountId => StatusCode::BAD_REQUEST,
+            Self::InvalidAccountId | Self::InvalidLimit { .. } => StatusCode::BAD_REQUEST,
             Self::NoOffers => StatusCode::NOT_FOUND,
-            Self::Store(_) | Self::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -1,25 +1,20 @@
-//! vipservice: turns VIP notifications from `vip_queue` into offers, exactly once.
+//! vipservice: turns VIP notifications from `vip_queue` into offers, exactly once, in one
+//! database that every replica shares (so replicas are stateless and interchangeable).
 //!
 //! The binary's `main` starts the shared bootstrap and then [`App`], which wires these together:
 //!
-//! - [`settings`]: the queue, the store's path and the (refreshable) business rule.
-//! - [`offers`]: the VIP offer database on redb. [`offers::OfferWriter`] records notifications
-//!   idempotently (by `message_id`) and in group commits: many notifications per durable
-//!   transaction, each caller answered once its transaction is on disk.
-//! - [`ledger`]: the stream that orders the replicas' claims, so that a notification that
-//!   reached two replicas (a crash between commit and ack, a publisher's retry) is an offer in
-//!   one store only.
-//! - [`consumer`]: the queue's handler; a message is acked only once its claim is durable and
-//!   in the ledger, and an invalid one is dead-lettered at once.
-//! - [`routes`]: `/health` (consumer and ledger registered, store usable) and
+//! - [`settings`]: the queue, the database URL and the (refreshable) business rule.
+//! - [`offers`]: the offers database through sqlx (SQLite or PostgreSQL). [`offers::OfferWriter`]
+//!   records notifications in group commits, each with its `message_id` in the inbox table in
+//!   the same transaction, so a redelivery anywhere conflicts on the primary key.
+//! - [`consumer`]: the queue's handler; a message is acked only once its transaction
+//!   committed, and an invalid one is dead-lettered at once.
+//! - [`routes`]: `/health` (consumer registered, database answering) and
 //!   `/offers/{accountId}`.
-//! - [`metrics`]: the names of the counters on `/metrics`.
 
 mod app;
 pub mod consumer;
 pub mod error;
-pub mod ledger;
-pub mod metrics;
 pub mod offers;
 pub mod routes;
 pub mod settings;

@@ -13,8 +13,8 @@ async fn run() -> anyhow::Result<()> {
     let mut service = Service::<VipSettings>::start(launch).await?;
     let app = App::start(&service).await?;
     service.serve(app.routes(), shutdown_signal()).await?;
-    // Stop consuming and let in-flight handlers commit, announce and ack; let the ledger order
-    // the last claims; only then close messaging and stop the writer.
+    // Stop consuming and let in-flight handlers commit and ack; only then close messaging, the
+    // writer and the database.
     app.stop_consuming().await;
     service.close().await?;
     app.close().await;

@@ -16,13 +16,8 @@ use std::sync::Arc;
 
 use crate::store::{Outbox, OutboxEntry, StoreError};
 
-/// The names of the notification metrics on `/metrics` (loadtest reads them too).
-pub mod metric {
-    pub const PUBLISHED: &str = "vip_notifications_published_total";
-    pub const FAILED: &str = "vip_notifications_failed_total";
-    pub const BUFFERED: &str = "vip_notifications_buffered_total";
-    pub const OUTBOX_DEPTH: &str = "vip_outbox_depth";
-}
+/// The names of the notification metrics on `/metrics`, part of the wire contract.
+pub use common::contract::accountservice as metric;
 
 /// Makes the notification metrics show on `/metrics` from the start, at zero, with their
 /// meaning. Call after the recorder is installed.

@@ -1,496 +1,417 @@
-//! [`OfferDb`]: the redb file of offers and decisions, and the one transaction that records a
-//! group of notifications.
+//! [`OfferDb`]: the offers database every replica shares, SQLite or PostgreSQL through sqlx's
+//! `Any` driver, and the one transaction that records a group of notifications.
+//!
+//! One schema and one query text serve both backends: `$N` placeholders (SQLite accepts them),
+//! `INSERT .. ON CONFLICT`, `RETURNING`, BIGINT microseconds for instants.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
-use redb::{Builder, Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
-
-use super::{Claim, Counts, Decision, Offer, OfferError, OfferRule, Ordered, Outcome, Resolved};
+use chrono::{DateTime, Utc};
 use common::notification::VipNotification as Notification;
+use common::redact::redact_url;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
 
-/// Memory redb may use to cache pages. Its default (1 GiB) keeps every page written until
-/// then, so the process grew with the store (95 MB after 100k offers); the hot pages here are
-/// the B-tree's upper levels and the last leaves, and the rest is in the OS page cache anyway.
-const CACHE_SIZE: usize = 4 << 20;
+use super::{Offer, OfferError, OfferRule, Outcome};
+use crate::settings::DatabaseSettings;
 
-/// (account id, offer sequence number) → [`Offer`] JSON; an account's offers are contiguous
-/// and in the order they were made.
-const OFFERS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("offers");
-/// `message_id` → [`Decision`] JSON, for every processed notification.
-const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions");
-/// `message_id` → [`Claim`] JSON: this replica's claims that the ledger has not ordered yet.
-const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("claims");
-/// `message_id` → the replica whose claim came first in the ledger, for every claim read there.
-const WINNERS: TableDefinition<&str, &str> = TableDefinition::new("winners");
-/// Running totals; see [`Totals`].
-const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
-/// This replica's identity, made once with the file.
-const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// Applied at startup by every replica; PostgreSQL serialises concurrent runs with an advisory
+/// lock, SQLite by its write lock (see [`OfferDb::migrate`]).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-const OFFERS_KEY: &str = "offers";
-const NO_OFFERS_KEY: &str = "no_offers";
-const DUPLICATES_KEY: &str = "duplicates";
-const PENDING_KEY: &str = "pending";
-/// The ledger offset to read next.
-const LEDGER_KEY: &str = "ledger_next_offset";
-const REPLICA_KEY: &str = "replica";
+/// How long a query waits for a free connection before the database counts as away.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One step of a group transaction, applied in order.
-pub(super) enum Step<'a> {
-    /// Claim a notification, unless its `message_id` was processed before.
-    Record {
-        message_id: &'a str,
-        notification: &'a Notification,
-    },
-    /// Apply a ledger entry: the first claim of each `message_id` wins.
-    Apply(&'a Ordered),
+/// Per SQLite connection: WAL so that readers never block the writer and every replica's
+/// process can share the file; `synchronous = FULL` so that a commit is on disk before its
+/// messages are acked; a busy timeout for the replicas' turns at the write lock; a small page
+/// cache (the OS caches the file anyway).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 5000; PRAGMA cache_size = -1024;";
+
+/// One notification to record, under its `message_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub message_id: &'a str,
+    pub notification: &'a Notification,
 }
 
-/// What one [`Step`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StepResult {
-    Recorded(Outcome),
-    Applied(Resolved),
-}
-
-/// The VIP offer database. Queries may run from any thread; writes go through
-/// [`super::OfferWriter`].
+/// The offers database. Clone-free: share it in an `Arc`.
 #[derive(Debug)]
 pub struct OfferDb {
-    db: Database,
-    path: PathBuf,
-    /// This file's identity in the ledger.
-    replica: String,
-    committed_batches: AtomicU64,
+    pool: AnyPool,
+    /// The URL, password redacted, for logs and errors.
+    url: String,
 }
 
 impl OfferDb {
-    /// Opens the database at `path`, creating the file and its tables if needed.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, OfferError> {
-        let path = path.as_ref().to_path_buf();
-        let db = Builder::new()
-            .set_cache_size(CACHE_SIZE)
-            .create(&path)
-            .map_err(|source| OfferError::Open {
-                path: path.clone(),
-                source: Box::new(source),
+    /// Connects (creating a SQLite file's folder) and applies the migrations. Fails at once
+    /// if the database refuses; [`OfferError::is_unavailable`] tells whether trying again
+    /// later may help.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, OfferError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let url = settings.url_with_password()?;
+        let redacted = redact_url(&url);
+        let options = AnyConnectOptions::from_str(&url).map_err(|source| OfferError::Url {
+            url: redacted.clone(),
+            source,
+        })?;
+        if let Some(folder) = sqlite_folder(&url) {
+            std::fs::create_dir_all(&folder).map_err(|source| OfferError::Folder {
+                path: folder,
+                source,
             })?;
-        let mut offer_db = Self {
-            db,
-            path,
-            replica: String::new(),
-            committed_batches: AtomicU64::new(0),
-        };
-        offer_db.replica = match offer_db.stored_replica()? {
-            Some(replica) => replica,
-            None => offer_db.create_tables()?,
-        };
-        Ok(offer_db)
-    }
-
-    /// This store's identity in the ledger: a replica is its store, not its process, so a
-    /// restarted replica keeps its claims.
-    pub fn replica(&self) -> &str {
-        &self.replica
-    }
-
-    /// Where reading the ledger resumes: the offset after the last entry applied, if any was.
-    pub fn ledger_next_offset(&self) -> Result<Option<u64>, OfferError> {
-        let action = "read the ledger offset";
-        let txn = self.db.begin_read().map_err(self.fail(action))?;
-        let counters = txn.open_table(COUNTERS).map_err(self.fail(action))?;
-        let offset = counters.get(LEDGER_KEY).map_err(self.fail(action))?;
-        Ok(offset.map(|o| o.value()))
-    }
-
-    /// The `message_id`s of claims the ledger has not ordered yet, e.g. left by a crash
-    /// between a claim's commit and its announcement.
-    pub fn pending_claims(&self) -> Result<Vec<String>, OfferError> {
-        let action = "read the pending claims";
-        let txn = self.db.begin_read().map_err(self.fail(action))?;
-        let claims = txn.open_table(CLAIMS).map_err(self.fail(action))?;
-        let rows = claims.iter().map_err(self.fail(action))?;
-        rows.map(|row| {
-            let (message_id, _) = row.map_err(self.fail(action))?;
-            Ok(message_id.value().to_owned())
-        })
-        .collect()
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The offers made to `account_id`, newest first.
-    pub fn offers_for(&self, account_id: &str) -> Result<Vec<Offer>, OfferError> {
-        let action = "read an account's offers";
-        let txn = self.db.begin_read().map_err(self.fail(action))?;
-        let offers = txn.open_table(OFFERS).map_err(self.fail(action))?;
-        let rows = offers
-            .range((account_id, 0)..=(account_id, u64::MAX))
-            .map_err(self.fail(action))?;
-        rows.rev()
-            .map(|row| {
-                let (_, offer) = row.map_err(self.fail(action))?;
-                self.decode(action, offer.value())
-            })
-            .collect()
-    }
-
-    /// The decision recorded for a `message_id`, if it was processed.
-    pub fn decision(&self, message_id: &str) -> Result<Option<Decision>, OfferError> {
-        let action = "read a decision";
-        let txn = self.db.begin_read().map_err(self.fail(action))?;
-        let decisions = txn.open_table(DECISIONS).map_err(self.fail(action))?;
-        let decision = decisions.get(message_id).map_err(self.fail(action))?;
-        decision
-            .map(|decision| self.decode(action, decision.value()))
-            .transpose()
-    }
-
-    /// Totals since the database was created.
-    pub fn counts(&self) -> Result<Counts, OfferError> {
-        let action = "read the counters";
-        let txn = self.db.begin_read().map_err(self.fail(action))?;
-        let counters = txn.open_table(COUNTERS).map_err(self.fail(action))?;
-        let get = |key| -> Result<u64, OfferError> {
-            let value = counters.get(key).map_err(self.fail(action))?;
-            Ok(value.map_or(0, |v| v.value()))
-        };
-        let offers = get(OFFERS_KEY)?;
-        let no_offers = get(NO_OFFERS_KEY)?;
-        Ok(Counts {
-            processed: offers + no_offers,
-            offers,
-            no_offers,
-            duplicates: get(DUPLICATES_KEY)?,
-            pending: get(PENDING_KEY)?,
-        })
-    }
-
-    /// Write transactions committed since this database was opened: with group commit, far
-    /// fewer than notifications recorded.
-    pub fn committed_batches(&self) -> u64 {
-        self.committed_batches.load(Ordering::Relaxed)
-    }
-
-    /// Whether the database can still serve reads (for `/health`).
-    pub fn is_usable(&self) -> bool {
-        self.db
-            .begin_read()
-            .is_ok_and(|txn| txn.open_table(COUNTERS).is_ok())
-    }
-
-    /// Runs a group of steps in one durable transaction, in order, and returns what each did.
-    /// A `message_id` decided or claimed before, in an earlier group or earlier in this one,
-    /// is a duplicate. On error nothing of the group is recorded.
-    pub(super) fn commit<'a>(
-        &self,
-        steps: impl IntoIterator<Item = Step<'a>>,
-        rule: &OfferRule,
-    ) -> Result<Vec<StepResult>, OfferError> {
-        let action = "record notifications";
-        let txn = self.db.begin_write().map_err(self.fail(action))?;
-        let results = {
-            let mut tables = Tables {
-                offers: txn.open_table(OFFERS).map_err(self.fail(action))?,
-                decisions: txn.open_table(DECISIONS).map_err(self.fail(action))?,
-                claims: txn.open_table(CLAIMS).map_err(self.fail(action))?,
-                winners: txn.open_table(WINNERS).map_err(self.fail(action))?,
-                counters: txn.open_table(COUNTERS).map_err(self.fail(action))?,
-            };
-            let mut totals = Totals::load(&tables.counters).map_err(self.fail(action))?;
-            let mut results = Vec::new();
-            for step in steps {
-                results.push(match step {
-                    Step::Record {
-                        message_id,
-                        notification,
-                    } => StepResult::Recorded(self.claim(
-                        &mut tables,
-                        &mut totals,
-                        message_id,
-                        notification,
-                        rule,
-                    )?),
-                    Step::Apply(entry) => {
-                        StepResult::Applied(self.apply(&mut tables, &mut totals, entry)?)
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        conn.execute(SQLITE_PRAGMAS).await?;
                     }
-                });
-            }
-            totals
-                .store(&mut tables.counters)
-                .map_err(self.fail(action))?;
-            results
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| OfferError::Query {
+                url: redacted.clone(),
+                action: "connect",
+                source,
+            })?;
+        let db = Self {
+            pool,
+            url: redacted,
         };
-        txn.commit().map_err(self.fail(action))?;
-        self.committed_batches.fetch_add(1, Ordering::Relaxed);
-        Ok(results)
+        db.migrate().await?;
+        Ok(db)
     }
 
-    /// Claims `notification` for this replica, deciding by the rule, unless it was decided
-    /// or claimed before.
-    fn claim(
+    /// Applies the migrations not applied yet. Two SQLite replicas starting at once can both
+    /// see a migration as missing; the second then fails on the first's row, and a second
+    /// run finds everything applied.
+    async fn migrate(&self) -> Result<(), OfferError> {
+        let mut result = MIGRATOR.run(&self.pool).await;
+        if result.is_err() {
+            result = MIGRATOR.run(&self.pool).await;
+        }
+        result.map_err(|source| OfferError::Migrate {
+            url: self.url.clone(),
+            source,
+        })
+    }
+
+    /// The database's URL, password redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Records `group` in one transaction and says what it did for each, in order: the first
+    /// occurrence of a `message_id` never seen before is processed under `rule`; any other is
+    /// a duplicate. Nothing is recorded if it fails.
+    ///
+    /// Every replica takes its locks in one order (message ids, then account ids, sorted), so
+    /// their transactions never deadlock on PostgreSQL.
+    pub async fn record(
         &self,
-        tables: &mut Tables<'_>,
-        totals: &mut Totals,
-        message_id: &str,
-        notification: &Notification,
+        group: &[Incoming<'_>],
         rule: &OfferRule,
-    ) -> Result<Outcome, OfferError> {
-        let action = "claim a notification";
-        if tables
-            .claims
-            .get(message_id)
-            .map_err(self.fail(action))?
-            .is_some()
-        {
-            // Claimed before but not yet ordered: announcing it again is what it needs.
-            return Ok(Outcome::Claimed);
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Outcome>, OfferError> {
+        let mut outcomes = vec![Outcome::Duplicate; group.len()];
+        let mut firsts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, incoming) in group.iter().enumerate() {
+            firsts.entry(incoming.message_id).or_insert(i);
         }
-        let decided = tables
-            .decisions
-            .get(message_id)
-            .map_err(self.fail(action))?
-            .is_some();
-        if decided
-            || tables
-                .winners
-                .get(message_id)
-                .map_err(self.fail(action))?
-                .is_some()
-        {
-            totals.duplicates += 1;
-            return Ok(Outcome::Duplicate);
-        }
-        let offered = self.may_offer(&tables.offers, notification, rule)?;
-        let claim = Claim {
-            account_id: notification.account_id.clone(),
-            offer_text: offered.then(|| rule.text.clone()),
-            read_at: notification.read_at,
-            claimed_at: Utc::now(),
-        };
-        let value = self.encode(action, &claim)?;
-        tables
-            .claims
-            .insert(message_id, value.as_slice())
-            .map_err(self.fail(action))?;
-        totals.pending += 1;
-        Ok(Outcome::Claimed)
-    }
-
-    /// Applies a ledger entry: each `message_id` it is the first to claim goes to its
-    /// replica. This replica's claims become decisions (and offers) where it came first and
-    /// are dropped where another replica did. Entries before the stored offset were applied
-    /// already (a re-read after a reconnect) and change nothing.
-    fn apply(
-        &self,
-        tables: &mut Tables<'_>,
-        totals: &mut Totals,
-        entry: &Ordered,
-    ) -> Result<Resolved, OfferError> {
-        let action = "apply a ledger entry";
-        let mut resolved = Resolved::default();
-        if entry.offset < totals.ledger_next_offset {
-            return Ok(resolved);
-        }
-        totals.ledger_next_offset = entry.offset + 1;
-        let mine = entry.replica == self.replica;
-        for message_id in &entry.message_ids {
-            let message_id = message_id.as_str();
-            if tables
-                .winners
-                .get(message_id)
-                .map_err(self.fail(action))?
-                .is_some()
-            {
-                continue;
-            }
-            tables
-                .winners
-                .insert(message_id, entry.replica.as_str())
-                .map_err(self.fail(action))?;
-            let claim = tables
-                .claims
-                .remove(message_id)
-                .map_err(self.fail(action))?;
-            let Some(claim) = claim else {
-                continue;
-            };
-            let claim: Claim = self.decode(action, claim.value())?;
-            totals.pending = totals.pending.saturating_sub(1);
-            if !mine {
-                totals.duplicates += 1;
-                resolved.lost += 1;
-                continue;
-            }
-            let offered = claim.offer_text.is_some();
-            if let Some(text) = claim.offer_text {
-                let offer = Offer {
-                    message_id: message_id.to_owned(),
-                    account_id: claim.account_id.clone(),
-                    text,
-                    read_at: claim.read_at,
-                    offered_at: claim.claimed_at,
-                };
-                let key = (claim.account_id.as_str(), totals.offers);
-                let value = self.encode(action, &offer)?;
-                tables
-                    .offers
-                    .insert(key, value.as_slice())
-                    .map_err(self.fail(action))?;
-                totals.offers += 1;
-                resolved.offers += 1;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.fail("begin a transaction"))?;
+        let fresh = self.claim(&mut tx, firsts.keys().copied(), now).await?;
+        let mut candidates: Vec<usize> = firsts
+            .values()
+            .copied()
+            .filter(|&i| fresh.contains(group[i].message_id))
+            .collect();
+        // Per account, in `readAt` order: that is the order the minimum interval counts in.
+        candidates.sort_by_key(|&i| {
+            let n = group[i].notification;
+            (n.account_id.as_str(), n.read_at, group[i].message_id)
+        });
+        let offered = self.decide(&mut tx, group, &candidates, rule).await?;
+        self.insert_offers(&mut tx, group, &offered, rule, now)
+            .await?;
+        tx.commit().await.map_err(self.fail("commit the offers"))?;
+        let offered: HashSet<usize> = offered.into_iter().collect();
+        for i in candidates {
+            outcomes[i] = if offered.contains(&i) {
+                Outcome::Offered
             } else {
-                totals.no_offers += 1;
-                resolved.no_offers += 1;
-            }
-            let decision = Decision {
-                account_id: claim.account_id,
-                offered,
-                processed_at: claim.claimed_at,
+                Outcome::NotOffered
             };
-            let value = self.encode(action, &decision)?;
-            tables
-                .decisions
-                .insert(message_id, value.as_slice())
-                .map_err(self.fail(action))?;
         }
-        Ok(resolved)
+        Ok(outcomes)
     }
 
-    /// Whether the rule allows an offer for `notification`, given the account's last offer.
-    fn may_offer(
+    /// Inserts the ids into the inbox; returns those that were not there.
+    async fn claim(
         &self,
-        offers: &Table<(&str, u64), &[u8]>,
-        notification: &Notification,
+        tx: &mut Transaction<'static, Any>,
+        ids: impl ExactSizeIterator<Item = &str>,
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<String>, OfferError> {
+        let sql = format!(
+            "INSERT INTO processed_messages (message_id, processed_at) VALUES {} \
+             ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+            placeholders(ids.len(), 2)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.to_owned()).bind(micros(now));
+        }
+        let fresh = query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(self.fail("record the processed message ids"))?;
+        Ok(fresh.into_iter().collect())
+    }
+
+    /// Which `candidates` (indexes into `group`, sorted by account and `readAt`) become
+    /// offers. With no minimum interval, all of them, and each account's row only moves to
+    /// its latest offer. With one, each offer is a conditional update of the account's row,
+    /// which locks it: two replicas racing on one account cannot both offer inside the
+    /// interval.
+    async fn decide(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        group: &[Incoming<'_>],
+        candidates: &[usize],
         rule: &OfferRule,
-    ) -> Result<bool, OfferError> {
-        if rule.min_interval.is_zero() {
-            return Ok(true);
+    ) -> Result<Vec<usize>, OfferError> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
         }
-        let action = "read an account's last offer";
-        let account = notification.account_id.as_str();
-        let last = offers
-            .range((account, 0)..=(account, u64::MAX))
-            .map_err(self.fail(action))?
-            .next_back()
-            .transpose()
-            .map_err(self.fail(action))?;
-        let Some((_, last)) = last else {
-            return Ok(true);
-        };
-        let last: Offer = self.decode(action, last.value())?;
-        let min_interval = TimeDelta::from_std(rule.min_interval).unwrap_or(TimeDelta::MAX);
-        Ok(notification.read_at - last.read_at >= min_interval)
-    }
-
-    /// The replica id of an existing file, `None` for a new one.
-    fn stored_replica(&self) -> Result<Option<String>, OfferError> {
-        let action = "read its replica id";
-        let txn = self.db.begin_read().map_err(self.fail(action))?;
-        let meta = match txn.open_table(META) {
-            Ok(meta) => meta,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.fail(action)(e)),
-        };
-        let replica = meta.get(REPLICA_KEY).map_err(self.fail(action))?;
-        Ok(replica.map(|r| r.value().to_owned()))
-    }
-
-    /// Creates the tables and this file's replica id, which it returns.
-    fn create_tables(&self) -> Result<String, OfferError> {
-        let action = "create its tables";
-        let replica = uuid::Uuid::new_v4().to_string();
-        let txn = self.db.begin_write().map_err(self.fail(action))?;
-        txn.open_table(OFFERS).map_err(self.fail(action))?;
-        txn.open_table(DECISIONS).map_err(self.fail(action))?;
-        txn.open_table(CLAIMS).map_err(self.fail(action))?;
-        txn.open_table(WINNERS).map_err(self.fail(action))?;
-        txn.open_table(COUNTERS).map_err(self.fail(action))?;
-        txn.open_table(META)
-            .map_err(self.fail(action))?
-            .insert(REPLICA_KEY, replica.as_str())
-            .map_err(self.fail(action))?;
-        txn.commit().map_err(self.fail(action))?;
-        Ok(replica)
-    }
-
-    /// Turns a redb failure into an [`OfferError`] naming the file and the action.
-    fn fail<E: Into<redb::Error>>(&self, action: &'static str) -> impl Fn(E) -> OfferError + '_ {
-        move |source| OfferError::Database {
-            path: self.path.clone(),
-            action,
-            source: Box::new(source.into()),
+        let interval = i64::try_from(rule.min_interval.as_micros()).unwrap_or(i64::MAX);
+        if interval == 0 {
+            let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
+            for &i in candidates {
+                let n = group[i].notification;
+                let at = micros(n.read_at);
+                latest
+                    .entry(&n.account_id)
+                    .and_modify(|l| *l = (*l).max(at))
+                    .or_insert(at);
+            }
+            let sql = format!(
+                "INSERT INTO offer_accounts (account_id, last_offer_read_at) VALUES {} \
+                 ON CONFLICT (account_id) DO UPDATE SET last_offer_read_at = \
+                 CASE WHEN excluded.last_offer_read_at > offer_accounts.last_offer_read_at \
+                 THEN excluded.last_offer_read_at ELSE offer_accounts.last_offer_read_at END",
+                placeholders(latest.len(), 2)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (account, at) in latest {
+                query = query.bind(account.to_owned()).bind(at);
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .map_err(self.fail("update the accounts' latest offers"))?;
+            return Ok(candidates.to_vec());
         }
+        let mut offered = Vec::new();
+        for &i in candidates {
+            let n = group[i].notification;
+            let won = sqlx::query(
+                "INSERT INTO offer_accounts (account_id, last_offer_read_at) VALUES ($1, $2) \
+                 ON CONFLICT (account_id) DO UPDATE SET last_offer_read_at = \
+                 excluded.last_offer_read_at \
+                 WHERE excluded.last_offer_read_at >= offer_accounts.last_offer_read_at + $3 \
+                 RETURNING account_id",
+            )
+            .bind(n.account_id.clone())
+            .bind(micros(n.read_at))
+            .bind(interval)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(self.fail("apply the minimum interval between offers"))?;
+            if won.is_some() {
+                offered.push(i);
+            }
+        }
+        Ok(offered)
     }
 
-    fn encode(
+    async fn insert_offers(
         &self,
-        action: &'static str,
-        record: &impl serde::Serialize,
-    ) -> Result<Vec<u8>, OfferError> {
-        serde_json::to_vec(record).map_err(|source| self.record_error(action, source))
+        tx: &mut Transaction<'static, Any>,
+        group: &[Incoming<'_>],
+        offered: &[usize],
+        rule: &OfferRule,
+        now: DateTime<Utc>,
+    ) -> Result<(), OfferError> {
+        if offered.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO offers (message_id, account_id, text, read_at, offered_at) VALUES {} \
+             ON CONFLICT (message_id) DO NOTHING",
+            placeholders(offered.len(), 5)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for &i in offered {
+            let Incoming {
+                message_id,
+                notification,
+            } = group[i];
+            query = query
+                .bind(message_id.to_owned())
+                .bind(notification.account_id.clone())
+                .bind(rule.text.clone())
+                .bind(micros(notification.read_at))
+                .bind(micros(now));
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .map_err(self.fail("insert the offers"))?;
+        Ok(())
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        action: &'static str,
-        bytes: &[u8],
-    ) -> Result<T, OfferError> {
-        serde_json::from_slice(bytes).map_err(|source| self.record_error(action, source))
+    /// The newest `limit` offers made to `account_id`, newest first.
+    pub async fn offers_for(&self, account_id: &str, limit: u32) -> Result<Vec<Offer>, OfferError> {
+        let rows = sqlx::query(
+            "SELECT message_id, account_id, text, read_at, offered_at FROM offers \
+             WHERE account_id = $1 ORDER BY offered_at DESC, message_id DESC LIMIT $2",
+        )
+        .bind(account_id.to_owned())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.fail("read an account's offers"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(Offer {
+                    message_id: row.try_get(0)?,
+                    account_id: row.try_get(1)?,
+                    text: row.try_get(2)?,
+                    read_at: instant(row.try_get(3)?),
+                    offered_at: instant(row.try_get(4)?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(self.fail("decode an account's offers"))
     }
 
-    fn record_error(&self, action: &'static str, source: serde_json::Error) -> OfferError {
-        OfferError::Record {
-            path: self.path.clone(),
+    /// Forgets the message ids processed before `before`; returns how many. A redelivery of
+    /// one of them later is processed again (see the README on the retention window).
+    pub async fn prune_processed(&self, before: DateTime<Utc>) -> Result<u64, OfferError> {
+        let done = sqlx::query("DELETE FROM processed_messages WHERE processed_at < $1")
+            .bind(micros(before))
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail("prune the processed message ids"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), OfferError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail("answer a ping"))?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn fail(&self, action: &'static str) -> impl FnOnce(sqlx::Error) -> OfferError + '_ {
+        move |source| OfferError::Query {
+            url: self.url.clone(),
             action,
             source,
         }
     }
 }
 
-/// The tables a group transaction writes.
-struct Tables<'txn> {
-    offers: Table<'txn, (&'static str, u64), &'static [u8]>,
-    decisions: Table<'txn, &'static str, &'static [u8]>,
-    claims: Table<'txn, &'static str, &'static [u8]>,
-    winners: Table<'txn, &'static str, &'static str>,
-    counters: Table<'txn, &'static str, u64>,
+/// `($1, $2), ($3, $4), ..`: `rows` rows of `columns` numbered placeholders, the syntax both
+/// backends read (sqlx's `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL
+/// rejects).
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
-/// The counters, read once per group and written back once.
-struct Totals {
-    offers: u64,
-    no_offers: u64,
-    duplicates: u64,
-    pending: u64,
-    ledger_next_offset: u64,
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
 }
 
-impl Totals {
-    fn load(counters: &Table<&str, u64>) -> Result<Self, redb::StorageError> {
-        let get = |key| -> Result<u64, redb::StorageError> {
-            Ok(counters.get(key)?.map_or(0, |v| v.value()))
-        };
-        Ok(Self {
-            offers: get(OFFERS_KEY)?,
-            no_offers: get(NO_OFFERS_KEY)?,
-            duplicates: get(DUPLICATES_KEY)?,
-            pending: get(PENDING_KEY)?,
-            ledger_next_offset: get(LEDGER_KEY)?,
-        })
+fn instant(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+/// The folder of a SQLite URL's file (`sqlite://data/vipservice.db?mode=rwc` → `data`), if
+/// it names one.
+fn sqlite_folder(url: &str) -> Option<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split(['?', '#']).next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Path::new(path)
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_and_columns() {
+        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(1, 3), "($1, $2, $3)");
     }
 
-    fn store(&self, counters: &mut Table<&str, u64>) -> Result<(), redb::StorageError> {
-        counters.insert(OFFERS_KEY, self.offers)?;
-        counters.insert(NO_OFFERS_KEY, self.no_offers)?;
-        counters.insert(DUPLICATES_KEY, self.duplicates)?;
-        counters.insert(PENDING_KEY, self.pending)?;
-        counters.insert(LEDGER_KEY, self.ledger_next_offset)?;
-        Ok(())
+    #[test]
+    fn the_sqlite_folder_is_the_file_s_parent() {
+        assert_eq!(
+            sqlite_folder("sqlite://data/vipservice.db?mode=rwc"),
+            Some(PathBuf::from("data"))
+        );
+        assert_eq!(
+            sqlite_folder("sqlite:///var/lib/vip/offers.db"),
+            Some(PathBuf::from("/var/lib/vip"))
+        );
+        assert_eq!(sqlite_folder("sqlite://offers.db"), None);
+        assert_eq!(sqlite_folder("sqlite::memory:"), None);
+        assert_eq!(sqlite_folder("postgres://u@h/db"), None);
     }
 }

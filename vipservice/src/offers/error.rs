@@ -1,46 +1,101 @@
 //! Errors of the offer database.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-/// Why the offer database could not do what was asked. Every variant names the database file.
-///
-/// redb's errors are boxed: they are large and this travels in every `Result`.
+/// Why the offer database could not do what was asked. Every variant names the database by its
+/// URL, password redacted.
 #[derive(Debug, thiserror::Error)]
 pub enum OfferError {
-    /// The database file could not be opened or created.
-    #[error("cannot open the offer database {path}")]
-    Open {
+    #[error("offer database URL {url} (setting `offers.database_url`) is invalid")]
+    Url {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "cannot read the offer database password from {path} (setting `offers.database_password_file`)"
+    )]
+    PasswordFile {
         path: PathBuf,
         #[source]
-        source: Box<redb::DatabaseError>,
+        source: std::io::Error,
     },
-    /// A transaction on the database failed.
-    #[error("offer database {path}: cannot {action}")]
-    Database {
+    #[error(
+        "cannot create the folder {path} of the offer database (setting `offers.database_url`)"
+    )]
+    Folder {
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot apply the offer database's migrations to {url}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("offer database {url}: cannot {action}")]
+    Query {
+        url: String,
         action: &'static str,
         #[source]
-        source: Box<redb::Error>,
-    },
-    /// A record could not be encoded, or a stored one decoded.
-    #[error("offer database {path}: cannot {action}: bad record")]
-    Record {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: serde_json::Error,
+        source: sqlx::Error,
     },
 }
 
-/// Why [`super::OfferWriter::record`] gave no outcome. Nothing was recorded: the message can
-/// be redelivered safely.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RecordError {
-    /// The group's transaction failed; every request in the group gets the same error.
-    #[error("the offer transaction failed")]
-    Store(#[source] Arc<OfferError>),
-    /// The writer thread is gone.
-    #[error("the offer writer has stopped")]
-    WriterStopped,
+impl OfferError {
+    /// The error and its causes on one line, for logs and `/health`.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    /// Whether the database is away (unreachable, restarting, out of connections, out of
+    /// space) rather than refusing this particular request: what failed then may well work
+    /// once the database is back, so it is waited for, not dead-lettered.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Query { source, .. } => is_unavailable(source),
+            Self::Migrate {
+                source: sqlx::migrate::MigrateError::Execute(source),
+                ..
+            } => is_unavailable(source),
+            _ => false,
+        }
+    }
+}
+
+/// Connection-level failures and the database codes that mean "not now": PostgreSQL's
+/// connection exceptions (08), insufficient resources (53), operator intervention (57: admin
+/// shutdown, cannot connect now), serialization failure and deadlock (40001, 40P01);
+/// SQLite's busy, locked, I/O error and full disk (5, 6, 10, 13, extended codes included).
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                code.parse::<i32>()
+                    .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 10 | 13))
+            } else {
+                ["08", "53", "57"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+                    || code == "40001"
+                    || code == "40P01"
+            }
+        }
+        _ => false,
+    }
 }

@@ -1,42 +1,42 @@
-//! The offer database and its writer, on real redb files in temporary directories.
+//! The offers database and its writer, on a real SQLite file and a real PostgreSQL database
+//! (each test makes its own and drops it): every test runs on both backends.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-
-use super::db::{Step, StepResult};
-use super::*;
 use common::notification::{self, VipNotification as Notification};
+use test_support::{TcpProxy, TestDatabase};
+use tokio::time::{Instant, timeout};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
+use super::*;
+use crate::settings::DatabaseSettings;
+
+/// How long anything a test waits for may take.
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn settings(url: &str) -> DatabaseSettings {
+    DatabaseSettings {
+        database_url: url.to_owned(),
+        ..DatabaseSettings::default()
+    }
+}
+
+/// One replica's view of a database: its own pool and writer.
+struct Replica {
     db: Arc<OfferDb>,
     writer: OfferWriter,
 }
 
-fn start(rule: OfferRule) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("offers.redb");
-    let (db, writer) = open(&path, rule);
-    Fixture {
-        _dir: dir,
-        path,
-        db,
-        writer,
-    }
+async fn replica(url: &str, rule: OfferRule) -> Replica {
+    let db = Arc::new(OfferDb::connect(&settings(url)).await.expect("connects"));
+    let writer = OfferWriter::start(db.clone(), rule, DEFAULT_MAX_BATCH);
+    Replica { db, writer }
 }
 
-fn open(path: &Path, rule: OfferRule) -> (Arc<OfferDb>, OfferWriter) {
-    let db = Arc::new(OfferDb::open(path).unwrap());
-    let writer = OfferWriter::start(Arc::clone(&db), rule, DEFAULT_MAX_BATCH).unwrap();
-    (db, writer)
-}
-
-fn at(seconds: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 24, 22, 0, 0).unwrap() + chrono::Duration::seconds(seconds)
+fn at(millis: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 22, 0, 0).unwrap() + chrono::Duration::milliseconds(millis)
 }
 
 fn notification(account_id: &str, read_at: DateTime<Utc>) -> Notification {
@@ -53,368 +53,389 @@ fn fixture_body(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-/// Applies a ledger entry of `replica` claiming `ids`, at the writer's next offset, and
-/// returns what it decided.
-async fn order(f: &Fixture, replica: &str, ids: &[&str]) -> Resolved {
-    let offset = f.db.ledger_next_offset().unwrap().unwrap_or(0);
-    let entry = Ordered {
-        replica: replica.to_owned(),
-        message_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
-        offset,
-    };
-    f.writer.apply(entry).await.unwrap().await.unwrap().unwrap()
-}
-
-/// Claims a notification and orders this replica's claim at once: what a lone replica does.
-async fn offer(f: &Fixture, id: &str, n: Notification) -> Resolved {
-    assert_eq!(f.writer.record(id, n).await.unwrap(), Outcome::Claimed);
-    order(f, f.db.replica(), &[id]).await
-}
-
-const MADE: Resolved = Resolved {
-    offers: 1,
-    no_offers: 0,
-    lost: 0,
-};
-const NOT_MADE: Resolved = Resolved {
-    offers: 0,
-    no_offers: 1,
-    lost: 0,
-};
-
 fn message_ids(offers: &[Offer]) -> Vec<&str> {
     offers.iter().map(|o| o.message_id.as_str()).collect()
 }
 
+fn with_interval(min_interval: Duration) -> OfferRule {
+    OfferRule {
+        min_interval,
+        ..OfferRule::default()
+    }
+}
+
 #[tokio::test]
 async fn notifications_in_both_time_formats_become_offers() {
-    let f = start(OfferRule::default());
-    let go = notification::decode(&fixture_body("go-original.json")).unwrap();
-    let rfc = notification::decode(&fixture_body("rfc3339.json")).unwrap();
+    for database in TestDatabase::both().await {
+        let r = replica(database.url(), OfferRule::default()).await;
+        let go = notification::decode(&fixture_body("go-original.json")).unwrap();
+        let rfc = notification::decode(&fixture_body("rfc3339.json")).unwrap();
 
-    assert_eq!(offer(&f, "m-go", go.clone()).await, MADE);
-    assert_eq!(offer(&f, "m-rfc", rfc.clone()).await, MADE);
+        assert_eq!(
+            r.writer.record("m-go", go.clone()).await.unwrap(),
+            Outcome::Offered
+        );
+        assert_eq!(
+            r.writer.record("m-rfc", rfc.clone()).await.unwrap(),
+            Outcome::Offered
+        );
 
-    let offers = f.db.offers_for("10000").unwrap();
-    assert_eq!(message_ids(&offers), ["m-rfc", "m-go"], "newest first");
-    assert_eq!(offers[0].read_at, rfc.read_at);
-    assert_eq!(offers[1].read_at, go.read_at);
-    assert_eq!(offers[0].text, OfferRule::default().text);
-    assert_eq!(
-        f.db.counts().unwrap(),
-        Counts {
-            processed: 2,
-            offers: 2,
-            no_offers: 0,
-            duplicates: 0,
-            pending: 0,
+        let offers = r.db.offers_for("10000", 100).await.unwrap();
+        let backend = database.backend();
+        assert_eq!(
+            message_ids(&offers),
+            ["m-rfc", "m-go"],
+            "{backend}: newest first"
+        );
+        // Instants are stored to the microsecond.
+        assert_eq!(
+            offers[0].read_at.timestamp_micros(),
+            rfc.read_at.timestamp_micros()
+        );
+        assert_eq!(
+            offers[1].read_at.timestamp_micros(),
+            go.read_at.timestamp_micros()
+        );
+        assert_eq!(offers[0].text, OfferRule::default().text);
+        assert!(r.db.offers_for("10001", 100).await.unwrap().is_empty());
+        assert_eq!(
+            r.db.offers_for("10000", 1).await.unwrap().len(),
+            1,
+            "{backend}: limit"
+        );
+        r.db.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_duplicated_message_id_gives_one_offer_in_one_group_and_across_groups() {
+    for database in TestDatabase::both().await {
+        let r = replica(database.url(), OfferRule::default()).await;
+        let n = notification("10000", at(0));
+        let (first, twin) = tokio::join!(
+            r.writer.record("m-1", n.clone()),
+            r.writer.record("m-1", n.clone())
+        );
+        let mut outcomes = [first.unwrap(), twin.unwrap()];
+        outcomes.sort_by_key(|o| *o == Outcome::Duplicate);
+        assert_eq!(outcomes, [Outcome::Offered, Outcome::Duplicate]);
+        assert_eq!(r.writer.record("m-1", n).await.unwrap(), Outcome::Duplicate);
+        let offers = r.db.offers_for("10000", 100).await.unwrap();
+        assert_eq!(message_ids(&offers), ["m-1"], "{}", database.backend());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_id_seen_by_two_replicas_at_once_is_one_offer() {
+    const COUNT: usize = 300;
+    for database in TestDatabase::both().await {
+        let a = Arc::new(replica(database.url(), OfferRule::default()).await);
+        let b = Arc::new(replica(database.url(), OfferRule::default()).await);
+        let mut tasks = Vec::new();
+        for replica in [a.clone(), b.clone()] {
+            let notifications = (0..COUNT)
+                .map(|i| (format!("m-{i}"), notification("10000", at(i as i64))))
+                .collect();
+            tasks.push(tokio::spawn(record_at_once(replica, notifications)));
         }
-    );
-    assert!(f.db.offers_for("10001").unwrap().is_empty());
-    assert!(f.db.is_usable());
-}
-
-#[tokio::test]
-async fn a_claim_is_no_offer_until_the_ledger_orders_it() {
-    let f = start(OfferRule::default());
-    let n = notification("10000", at(0));
-    assert_eq!(
-        f.writer.record("m1", n.clone()).await.unwrap(),
-        Outcome::Claimed
-    );
-    assert!(f.db.offers_for("10000").unwrap().is_empty());
-    assert_eq!(f.db.pending_claims().unwrap(), ["m1"]);
-    // Delivered again before its entry was read: claimed still, so it is announced again.
-    assert_eq!(
-        f.writer.record("m1", n.clone()).await.unwrap(),
-        Outcome::Claimed
-    );
-
-    assert_eq!(order(&f, f.db.replica(), &["m1"]).await, MADE);
-    assert_eq!(message_ids(&f.db.offers_for("10000").unwrap()), ["m1"]);
-    assert!(f.db.pending_claims().unwrap().is_empty());
-    // Announced twice: the second entry finds the id decided and changes nothing.
-    assert_eq!(
-        order(&f, f.db.replica(), &["m1"]).await,
-        Resolved::default()
-    );
-    assert_eq!(f.db.offers_for("10000").unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn a_duplicated_message_id_gives_one_offer() {
-    let f = start(OfferRule::default());
-    let n = notification("10000", at(0));
-    assert_eq!(offer(&f, "m1", n.clone()).await, MADE);
-    assert_eq!(
-        f.writer.record("m1", n.clone()).await.unwrap(),
-        Outcome::Duplicate
-    );
-    // Even with a different body, the message id decides.
-    let other = notification("10001", at(5));
-    assert_eq!(
-        f.writer.record("m1", other).await.unwrap(),
-        Outcome::Duplicate
-    );
-
-    assert_eq!(f.db.offers_for("10000").unwrap().len(), 1);
-    assert!(f.db.offers_for("10001").unwrap().is_empty());
-    let counts = f.db.counts().unwrap();
-    assert_eq!((counts.offers, counts.duplicates), (1, 2));
-}
-
-#[tokio::test]
-async fn another_replica_s_earlier_claim_wins_and_ours_is_dropped() {
-    let f = start(OfferRule::default());
-    let n = notification("10000", at(0));
-    // Both replicas claimed "twice" (a redelivery after a crash, say); the other's entry is
-    // first in the ledger.
-    assert_eq!(
-        f.writer.record("twice", n.clone()).await.unwrap(),
-        Outcome::Claimed
-    );
-    assert_eq!(
-        f.writer.record("once", n.clone()).await.unwrap(),
-        Outcome::Claimed
-    );
-    let lost = Resolved {
-        lost: 1,
-        ..Resolved::default()
-    };
-    assert_eq!(order(&f, "other-replica", &["twice"]).await, lost);
-    assert_eq!(
-        order(&f, f.db.replica(), &["twice", "once"]).await,
-        MADE,
-        "only the claim that came first is an offer"
-    );
-    assert_eq!(message_ids(&f.db.offers_for("10000").unwrap()), ["once"]);
-    assert_eq!(f.db.decision("twice").unwrap(), None);
-    // A later delivery of an id another replica won is a duplicate at once.
-    assert_eq!(
-        f.writer.record("twice", n.clone()).await.unwrap(),
-        Outcome::Duplicate
-    );
-    assert_eq!(
-        order(&f, "other-replica", &["theirs"]).await,
-        Resolved::default()
-    );
-    assert_eq!(
-        f.writer.record("theirs", n).await.unwrap(),
-        Outcome::Duplicate
-    );
-    let counts = f.db.counts().unwrap();
-    assert_eq!(
-        (counts.offers, counts.duplicates, counts.pending),
-        (1, 3, 0)
-    );
-}
-
-#[tokio::test]
-async fn entries_read_again_after_a_reconnect_change_nothing() {
-    let f = start(OfferRule::default());
-    let n = notification("10000", at(0));
-    assert_eq!(f.writer.record("m", n).await.unwrap(), Outcome::Claimed);
-    assert_eq!(
-        order(&f, "other-replica", &["x"]).await,
-        Resolved::default()
-    );
-    // Offset 0 again, now claiming "m" for another replica: already applied, so ignored.
-    let replayed = Ordered {
-        replica: "other-replica".into(),
-        message_ids: vec!["m".into()],
-        offset: 0,
-    };
-    let resolved = f
-        .writer
-        .apply(replayed)
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(resolved, Resolved::default());
-    assert_eq!(f.db.ledger_next_offset().unwrap(), Some(1));
-    assert_eq!(order(&f, f.db.replica(), &["m"]).await, MADE);
-}
-
-#[test]
-fn a_message_id_twice_in_one_group_is_claimed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = OfferDb::open(dir.path().join("offers.redb")).unwrap();
-    let n = notification("10000", at(0));
-    let record = |message_id| Step::Record {
-        message_id,
-        notification: &n,
-    };
-    let entry = Ordered {
-        replica: db.replica().to_owned(),
-        message_ids: vec!["d".into(), "e".into()],
-        offset: 0,
-    };
-    let results = db
-        .commit(
-            [record("d"), record("e"), Step::Apply(&entry), record("d")],
-            &OfferRule::default(),
-        )
-        .unwrap();
-    let made_two = Resolved {
-        offers: 2,
-        ..Resolved::default()
-    };
-    assert_eq!(
-        results,
-        [
-            StepResult::Recorded(Outcome::Claimed),
-            StepResult::Recorded(Outcome::Claimed),
-            StepResult::Applied(made_two),
-            StepResult::Recorded(Outcome::Duplicate),
-        ]
-    );
-    assert_eq!(db.committed_batches(), 1);
-    assert_eq!(db.offers_for("10000").unwrap().len(), 2);
-}
-
-#[tokio::test]
-async fn the_minimum_interval_records_a_no_offer() {
-    let rule = OfferRule {
-        min_interval: Duration::from_secs(60),
-        ..OfferRule::default()
-    };
-    let f = start(rule);
-    let offer_at = |id: &'static str, account: &'static str, seconds| {
-        offer(&f, id, notification(account, at(seconds)))
-    };
-    assert_eq!(offer_at("a1", "10000", 0).await, MADE);
-    assert_eq!(offer_at("a2", "10000", 30).await, NOT_MADE);
-    assert_eq!(offer_at("b1", "10001", 31).await, MADE, "another account");
-    assert_eq!(offer_at("a3", "10000", 60).await, MADE);
-    assert_eq!(offer_at("a4", "10000", 119).await, NOT_MADE);
-
-    assert_eq!(
-        message_ids(&f.db.offers_for("10000").unwrap()),
-        ["a3", "a1"]
-    );
-    let decision = f.db.decision("a2").unwrap().unwrap();
-    assert_eq!(decision.account_id, "10000");
-    assert!(!decision.offered);
-    assert!(f.db.decision("a3").unwrap().unwrap().offered);
-    assert_eq!(f.db.decision("never-seen").unwrap(), None);
-    assert_eq!(
-        f.db.counts().unwrap(),
-        Counts {
-            processed: 5,
-            offers: 3,
-            no_offers: 2,
-            duplicates: 0,
-            pending: 0,
+        let mut offered = 0;
+        let mut duplicates = 0;
+        for task in tasks {
+            for outcome in task.await.unwrap() {
+                match outcome {
+                    Outcome::Offered => offered += 1,
+                    Outcome::Duplicate => duplicates += 1,
+                    Outcome::NotOffered => panic!("no rule forbids an offer here"),
+                }
+            }
         }
-    );
+        let backend = database.backend();
+        assert_eq!((offered, duplicates), (COUNT, COUNT), "{backend}");
+        let offers = a.db.offers_for("10000", 1000).await.unwrap();
+        assert_eq!(offers.len(), COUNT, "{backend}: one offer per message id");
+        assert_eq!(
+            offers,
+            b.db.offers_for("10000", 1000).await.unwrap(),
+            "{backend}: both replicas answer the same"
+        );
+    }
+}
+
+/// Records each notification from a task of its own, all at once, as the consumer's handler
+/// tasks do; the outcomes come in the order given.
+async fn record_at_once(
+    replica: Arc<Replica>,
+    notifications: Vec<(String, Notification)>,
+) -> Vec<Outcome> {
+    let tasks: Vec<_> = notifications
+        .into_iter()
+        .map(|(id, n)| {
+            let replica = replica.clone();
+            tokio::spawn(async move { replica.writer.record(id, n).await })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.expect("the task ran").expect("recorded"));
+    }
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_racing_on_one_account_make_one_offer_inside_the_interval() {
+    for database in TestDatabase::both().await {
+        let rule = with_interval(Duration::from_secs(60));
+        let a = Arc::new(replica(database.url(), rule.clone()).await);
+        let b = Arc::new(replica(database.url(), rule).await);
+        // Ten notifications of one account within a second, half at each replica, at once.
+        let mut tasks = Vec::new();
+        for (k, replica) in [a.clone(), b.clone()].into_iter().enumerate() {
+            let notifications = (0..5)
+                .map(|i| {
+                    let ms = (2 * i + k) as i64 * 100;
+                    (format!("race-{k}-{i}"), notification("10000", at(ms)))
+                })
+                .collect();
+            tasks.push(tokio::spawn(record_at_once(replica, notifications)));
+        }
+        let mut offered = 0;
+        for task in tasks {
+            offered += task
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|o| *o == Outcome::Offered)
+                .count();
+        }
+        let backend = database.backend();
+        assert_eq!(offered, 1, "{backend}: one offer inside the interval");
+        assert_eq!(
+            a.db.offers_for("10000", 100).await.unwrap().len(),
+            1,
+            "{backend}"
+        );
+        // A minute later by `readAt`, the next one is an offer again.
+        let later = a
+            .writer
+            .record("later", notification("10000", at(60_900)))
+            .await;
+        assert_eq!(later.unwrap(), Outcome::Offered, "{backend}");
+    }
 }
 
 #[tokio::test]
 async fn a_refreshed_rule_applies_to_later_notifications() {
-    let f = start(OfferRule::default());
-    assert_eq!(
-        offer(&f, "before", notification("10000", at(0))).await,
-        MADE
-    );
-    let rule = OfferRule {
-        text: "Double points this week".into(),
-        min_interval: Duration::from_secs(3600),
-    };
-    f.writer.set_rule(rule.clone());
-    assert_eq!(f.writer.rule(), rule);
-    let resolved = offer(&f, "after", notification("10000", at(10))).await;
-    assert_eq!(resolved, NOT_MADE, "the new interval applies");
-    assert_eq!(
-        offer(&f, "new-account", notification("10002", at(10))).await,
-        MADE
-    );
-    assert_eq!(
-        f.db.offers_for("10002").unwrap()[0].text,
-        "Double points this week"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_records_are_committed_in_groups() {
-    let f = start(OfferRule::default());
-    let writer = Arc::new(f.writer);
-    let tasks: Vec<_> = (0..1000)
-        .map(|i| {
-            let writer = Arc::clone(&writer);
-            tokio::spawn(async move {
-                let account = format!("{}", 10_000 + i % 10);
-                writer
-                    .record(format!("msg-{i}"), notification(&account, at(i)))
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap().unwrap(), Outcome::Claimed);
+    for database in TestDatabase::both().await {
+        let r = replica(database.url(), OfferRule::default()).await;
+        assert_eq!(
+            r.writer
+                .record("a", notification("10000", at(0)))
+                .await
+                .unwrap(),
+            Outcome::Offered
+        );
+        assert_eq!(
+            r.writer
+                .record("b", notification("10000", at(1)))
+                .await
+                .unwrap(),
+            Outcome::Offered
+        );
+        r.writer.set_rule(OfferRule {
+            text: "New text".into(),
+            min_interval: Duration::from_secs(3600),
+        });
+        let backend = database.backend();
+        assert_eq!(
+            r.writer
+                .record("c", notification("10000", at(2)))
+                .await
+                .unwrap(),
+            Outcome::NotOffered,
+            "{backend}: inside the new interval since the last offer, made under the old rule"
+        );
+        let d = notification("10000", at(3_600_001));
+        assert_eq!(
+            r.writer.record("d", d).await.unwrap(),
+            Outcome::Offered,
+            "{backend}"
+        );
+        let offers = r.db.offers_for("10000", 100).await.unwrap();
+        assert_eq!(message_ids(&offers), ["d", "b", "a"], "{backend}");
+        assert_eq!(offers[0].text, "New text");
     }
-    let batches = f.db.committed_batches();
-    assert!(
-        batches <= 100,
-        "1000 notifications took {batches} transactions"
-    );
-
-    let entry = Ordered {
-        replica: f.db.replica().to_owned(),
-        message_ids: (0..1000).map(|i| format!("msg-{i}")).collect(),
-        offset: 0,
-    };
-    let resolved = writer.apply(entry).await.unwrap().await.unwrap().unwrap();
-    assert_eq!(resolved.offers, 1000);
-    let counts = f.db.counts().unwrap();
-    assert_eq!((counts.processed, counts.offers), (1000, 1000));
-    let per_account: usize = (0..10)
-        .map(|i| f.db.offers_for(&(10_000 + i).to_string()).unwrap().len())
-        .sum();
-    assert_eq!(per_account, 1000);
 }
 
 #[tokio::test]
-async fn data_and_pending_claims_survive_reopening() {
-    let f = start(OfferRule::default());
-    assert_eq!(offer(&f, "kept", notification("10000", at(0))).await, MADE);
-    let pending = f
-        .writer
-        .record("pending", notification("10000", at(1)))
-        .await;
-    assert_eq!(pending.unwrap(), Outcome::Claimed);
-    let replica = f.db.replica().to_owned();
-    let Fixture {
-        _dir,
-        path,
-        db,
-        writer,
-    } = f;
-    writer.close().await;
-    let counts = db.counts().unwrap();
-    drop(db);
-
-    let (db, writer) = open(&path, OfferRule::default());
-    assert_eq!(db.replica(), replica, "a replica is its store");
-    assert_eq!(db.counts().unwrap(), counts);
-    assert_eq!(db.pending_claims().unwrap(), ["pending"]);
-    assert_eq!(db.ledger_next_offset().unwrap(), Some(1));
-    assert_eq!(message_ids(&db.offers_for("10000").unwrap()), ["kept"]);
-    let outcome = writer
-        .record("kept", notification("10000", at(0)))
-        .await
-        .unwrap();
-    assert_eq!(outcome, Outcome::Duplicate, "a redelivery after a restart");
-    assert_eq!(db.offers_for("10000").unwrap().len(), 1);
+async fn processed_ids_past_their_retention_are_pruned() {
+    for database in TestDatabase::both().await {
+        let r = replica(database.url(), OfferRule::default()).await;
+        r.writer
+            .record("old", notification("10000", at(0)))
+            .await
+            .unwrap();
+        let backend = database.backend();
+        assert_eq!(
+            r.db.prune_processed(Utc::now() - chrono::Duration::hours(1))
+                .await
+                .unwrap(),
+            0,
+            "{backend}: a fresh id is kept"
+        );
+        assert_eq!(
+            r.db.prune_processed(Utc::now() + chrono::Duration::seconds(1))
+                .await
+                .unwrap(),
+            1,
+            "{backend}"
+        );
+        // The offer stays, and its id is still not offered twice (the offers' own key).
+        let again = r
+            .writer
+            .record("old", notification("10000", at(0)))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Outcome::Offered,
+            "{backend}: a forgotten id is processed again"
+        );
+        assert_eq!(
+            r.db.offers_for("10000", 100).await.unwrap().len(),
+            1,
+            "{backend}"
+        );
+    }
 }
 
-#[test]
-fn an_unopenable_file_is_an_error_naming_the_path() {
+#[tokio::test]
+async fn startup_on_an_existing_database_applies_no_migration_twice() {
+    for database in TestDatabase::both().await {
+        let first = replica(database.url(), OfferRule::default()).await;
+        first
+            .writer
+            .record("kept", notification("10000", at(0)))
+            .await
+            .unwrap();
+        let again = settings(database.url());
+        let (a, b) = tokio::join!(OfferDb::connect(&again), OfferDb::connect(&again));
+        let backend = database.backend();
+        let (a, _b) = (a.expect(backend), b.expect(backend));
+        assert_eq!(
+            a.offers_for("10000", 100).await.unwrap().len(),
+            1,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn while_the_database_is_away_records_wait_and_then_commit() {
+    let database = TestDatabase::postgres().await;
+    let proxy = TcpProxy::start(database.server_address().expect("a server")).await;
+    let url = database.url_via(proxy.address()).expect("a proxied URL");
+    let r = replica(&url, OfferRule::default()).await;
+    let mut down = r.writer.database_down();
+
+    proxy.refuse(true);
+    proxy.cut();
+    let writer = Arc::new(r.writer);
+    let waiting = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.record("held", notification("10000", at(0))).await }
+    });
+    timeout(LIMIT, down.wait_for(Option::is_some))
+        .await
+        .expect("the writer notices the database is away")
+        .expect("the writer runs");
+    assert!(!waiting.is_finished(), "the record waits for the database");
+    assert!(r.db.ping().await.is_err());
+
+    proxy.refuse(false);
+    let outcome = timeout(LIMIT, waiting).await.expect("committed once back");
+    assert_eq!(outcome.unwrap().unwrap(), Outcome::Offered);
+    assert!(
+        down.borrow().is_none(),
+        "the writer says the database answers again"
+    );
+    assert_eq!(r.db.offers_for("10000", 100).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stop_while_the_database_is_away_gives_the_waiting_records_back() {
+    let database = TestDatabase::postgres().await;
+    let proxy = TcpProxy::start(database.server_address().expect("a server")).await;
+    let url = database.url_via(proxy.address()).expect("a proxied URL");
+    let r = replica(&url, OfferRule::default()).await;
+    let mut down = r.writer.database_down();
+    proxy.refuse(true);
+    proxy.cut();
+    let writer = Arc::new(r.writer);
+    let waiting = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.record("held", notification("10000", at(0))).await }
+    });
+    timeout(LIMIT, down.wait_for(Option::is_some))
+        .await
+        .unwrap()
+        .unwrap();
+    let stopped = Instant::now();
+    writer.stop_waiting();
+    let outcome = timeout(LIMIT, waiting).await.expect("given back").unwrap();
+    assert!(
+        matches!(outcome, Err(RecordError::Unavailable(_))),
+        "{outcome:?}"
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopped.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_url_is_an_error_naming_the_setting_and_hiding_the_password() {
+    let error = OfferDb::connect(&settings("postgres://u:secret@127.0.0.1:1/x"))
+        .await
+        .expect_err("nothing listens on port 1");
+    let text = error.with_causes();
+    assert!(text.contains("postgres://u:***@127.0.0.1:1/x"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(
+        error.is_unavailable(),
+        "a refused connection may work later: {text}"
+    );
+
+    let missing = settings("sqlite:///proc/no/such/folder/offers.db?mode=rwc");
+    let error = OfferDb::connect(&missing)
+        .await
+        .expect_err("cannot create the folder");
+    let text = error.with_causes();
+    assert!(text.contains("/proc/no/such/folder"), "{text}");
+    assert!(text.contains("offers.database_url"), "{text}");
+}
+
+#[tokio::test]
+async fn a_password_file_completes_the_url() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("garbage.redb");
-    std::fs::write(&path, b"definitely not a redb database file").unwrap();
-    let err = OfferDb::open(&path).unwrap_err();
-    assert!(matches!(err, OfferError::Open { .. }), "{err:?}");
-    assert!(err.to_string().contains("garbage.redb"), "{err}");
+    let file = dir.path().join("password");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let with_file = DatabaseSettings {
+        database_url: "postgres://vipservice@db:5432/offers".into(),
+        database_password_file: Some(file),
+        ..DatabaseSettings::default()
+    };
+    assert_eq!(
+        with_file.url_with_password().unwrap(),
+        "postgres://vipservice:s3cret@db:5432/offers"
+    );
+    let missing = DatabaseSettings {
+        database_password_file: Some(dir.path().join("absent")),
+        ..with_file
+    };
+    let text = missing.url_with_password().unwrap_err().with_causes();
+    assert!(
+        text.contains("absent") && text.contains("offers.database_password_file"),
+        "{text}"
+    );
 }

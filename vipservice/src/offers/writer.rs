@@ -1,127 +1,94 @@
-//! [`OfferWriter`]: group commit of claims and ledger entries on a dedicated thread.
+//! [`OfferWriter`]: group commit of notifications into the offers database.
 //!
 //! Requests queue on a channel. The writer takes every request waiting (up to a maximum),
-//! runs them all in one transaction, in the order they came, and answers each caller once
-//! that transaction is durable. While one group commits, the next one gathers, so the number
-//! of fsyncs follows the disk's speed rather than the message rate.
+//! records them all in one transaction, and answers each caller once it committed. While one
+//! group commits, the next one gathers, so the number of commits (each an fsync) follows the
+//! database's speed rather than the message rate.
+//!
+//! While the database is away the writer keeps its group and tries again with backoff: the
+//! callers (handlers holding unacked deliveries) wait, so the consumer's prefetch window fills
+//! and the broker stops delivering, and nothing is retried into the dead-letter queue. Only
+//! when the service stops do the waiting callers give up, to have their messages requeued.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::time::Duration;
 
-use metrics::{counter, gauge};
-use tokio::sync::{mpsc, oneshot, watch};
-
-use super::db::{Step, StepResult};
-use super::{OfferDb, OfferRule, Ordered, Outcome, RecordError, Resolved};
-use crate::metrics::{CLAIMS_PENDING, DUPLICATES_DROPPED, NO_OFFERS, OFFERS_MADE};
+use backon::{ExponentialBuilder, Retryable};
+use chrono::Utc;
 use common::notification::VipNotification as Notification;
+use metrics::counter;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
 
-/// The default number of notifications (claims, and the ids of ledger entries) at which a
-/// group stops taking requests. A transaction holds every page it changes in memory until it
-/// commits, and every caller in the group waits for it: counting requests instead let one
-/// group hold up to 256 entries of 256 ids each.
+use super::db::Incoming;
+use super::{OfferDb, OfferRule, Outcome, RecordError};
+use common::contract::vipservice::{DUPLICATES_DROPPED, NO_OFFERS, OFFERS_MADE};
+
+/// The default number of notifications at which a group stops taking requests.
 pub const DEFAULT_MAX_BATCH: usize = 256;
 
-/// One step for the writer, and where to send what it did.
-enum Request {
-    Record {
-        message_id: String,
-        notification: Notification,
-        reply: oneshot::Sender<Result<Outcome, RecordError>>,
-    },
-    Apply {
-        entry: Ordered,
-        reply: oneshot::Sender<Result<Resolved, RecordError>>,
-    },
+/// The first and the longest wait between two tries while the database is away.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+struct Request {
+    message_id: String,
+    notification: Notification,
+    reply: oneshot::Sender<Result<Outcome, RecordError>>,
 }
 
-impl Request {
-    /// The notifications this step writes: a claim's one, or each id a ledger entry names.
-    fn notifications(&self) -> usize {
-        match self {
-            Self::Record { .. } => 1,
-            Self::Apply { entry, .. } => entry.message_ids.len().max(1),
-        }
-    }
+/// Whether the database answers, as the writer last found it: `None` while it does, else why
+/// not (for `/health`).
+pub type DatabaseDown = watch::Receiver<Option<String>>;
 
-    fn step(&self) -> Step<'_> {
-        match self {
-            Self::Record {
-                message_id,
-                notification,
-                ..
-            } => Step::Record {
-                message_id,
-                notification,
-            },
-            Self::Apply { entry, .. } => Step::Apply(entry),
-        }
-    }
-
-    /// Answers the caller; one that stopped waiting has dropped its receiver, harmlessly.
-    fn answer(self, result: Result<StepResult, RecordError>) {
-        match (self, result) {
-            (Self::Record { reply, .. }, Ok(StepResult::Recorded(outcome))) => {
-                let _ = reply.send(Ok(outcome));
-            }
-            (Self::Apply { reply, .. }, Ok(StepResult::Applied(resolved))) => {
-                let _ = reply.send(Ok(resolved));
-            }
-            (Self::Record { reply, .. }, Err(error)) => {
-                let _ = reply.send(Err(error));
-            }
-            (Self::Apply { reply, .. }, Err(error)) => {
-                let _ = reply.send(Err(error));
-            }
-            // A step's result always matches its kind (see `OfferDb::commit`).
-            (Self::Record { .. } | Self::Apply { .. }, Ok(_)) => {}
-        }
-    }
-}
-
-/// The answer to [`OfferWriter::apply`], once the entry's transaction is durable.
-pub type Applying = oneshot::Receiver<Result<Resolved, RecordError>>;
-
-/// The single writer of an [`OfferDb`]. Share it (e.g. in an `Arc`) between consumers.
+/// The single writer of an [`OfferDb`] in this process. Share it (e.g. in an `Arc`).
 #[derive(Debug)]
 pub struct OfferWriter {
     requests: mpsc::Sender<Request>,
     rule: watch::Sender<OfferRule>,
-    /// Claims the ledger has not ordered yet, after the last commit.
-    pending: watch::Receiver<u64>,
-    thread: JoinHandle<()>,
+    down: DatabaseDown,
+    stopping: CancellationToken,
+    task: JoinHandle<()>,
 }
 
 impl OfferWriter {
-    /// Starts the writer thread for `db`, applying `rule`; a group stops taking requests once
-    /// it holds `max_batch` notifications.
-    pub fn start(db: Arc<OfferDb>, rule: OfferRule, max_batch: usize) -> std::io::Result<Self> {
+    /// Starts the writer task for `db`, applying `rule`; a group stops taking requests once it
+    /// holds `max_batch` notifications.
+    pub fn start(db: Arc<OfferDb>, rule: OfferRule, max_batch: usize) -> Self {
         let max_batch = max_batch.max(1);
         let (requests, receiver) = mpsc::channel(max_batch);
         let (rule, rule_receiver) = watch::channel(rule);
-        let (pending_sender, pending) = watch::channel(db.counts().map_or(0, |c| c.pending));
-        let thread = std::thread::Builder::new()
-            .name("offer-writer".into())
-            .spawn(move || run(&db, receiver, &rule_receiver, &pending_sender, max_batch))?;
-        Ok(Self {
+        let (down_sender, down) = watch::channel(None);
+        let stopping = CancellationToken::new();
+        let task = tokio::spawn(run(
+            db,
+            receiver,
+            rule_receiver,
+            down_sender,
+            stopping.clone(),
+            max_batch,
+        ));
+        Self {
             requests,
             rule,
-            pending,
-            thread,
-        })
+            down,
+            stopping,
+            task,
+        }
     }
 
-    /// Claims a notification under its `message_id` and returns the outcome once it is
-    /// durable. On error nothing was recorded for it. A call abandoned midway may or may not
-    /// have been recorded; recording it again is safe: it then comes back claimed (to be
-    /// announced again) or a duplicate.
+    /// Records a notification under its `message_id` and returns the outcome once committed.
+    /// On error nothing was recorded for it. A call abandoned midway may or may not have been
+    /// recorded; recording it again is safe: it then comes back a duplicate.
     pub async fn record(
         &self,
         message_id: impl Into<String>,
         notification: Notification,
     ) -> Result<Outcome, RecordError> {
         let (reply, outcome) = oneshot::channel();
-        let request = Request::Record {
+        let request = Request {
             message_id: message_id.into(),
             notification,
             reply,
@@ -133,26 +100,9 @@ impl OfferWriter {
         outcome.await.map_err(|_| RecordError::WriterStopped)?
     }
 
-    /// Queues a ledger entry behind every request queued before it; entries must come in
-    /// ledger order. Returns once queued: what the entry decided arrives on the returned
-    /// receiver after its commit, and is counted in the metrics either way.
-    pub async fn apply(&self, entry: Ordered) -> Result<Applying, RecordError> {
-        let (reply, resolved) = oneshot::channel();
-        self.requests
-            .send(Request::Apply { entry, reply })
-            .await
-            .map_err(|_| RecordError::WriterStopped)?;
-        Ok(resolved)
-    }
-
     /// Replaces the business rule; groups committed from now on apply it.
     pub fn set_rule(&self, rule: OfferRule) {
         self.rule.send_replace(rule);
-    }
-
-    /// The number of claims the ledger has not ordered yet, updated after every commit.
-    pub fn pending(&self) -> watch::Receiver<u64> {
-        self.pending.clone()
     }
 
     /// The rule currently applied.
@@ -160,92 +110,153 @@ impl OfferWriter {
         self.rule.borrow().clone()
     }
 
-    /// Stops taking requests, commits those already queued, and waits for the thread to end.
+    /// Whether the database answered the last commit.
+    pub fn database_down(&self) -> DatabaseDown {
+        self.down.clone()
+    }
+
+    /// Stops waiting for an absent database: groups waiting for it fail with
+    /// [`RecordError::Unavailable`] (their messages are requeued). Commits that work go on.
+    pub fn stop_waiting(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Stops taking requests, commits those already queued, and waits for the task to end.
     pub async fn close(self) {
         let Self {
-            requests, thread, ..
+            requests,
+            task,
+            stopping,
+            ..
         } = self;
+        stopping.cancel();
         drop(requests);
-        // Joining blocks until the last group is committed; keep that off the async threads.
-        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-        if !matches!(joined, Ok(Ok(()))) {
-            tracing::error!("the offer writer thread ended abnormally");
+        if task.await.is_err() {
+            error!("the offer writer task ended abnormally");
         }
     }
 }
 
 /// The writer loop: gather a group, commit it, answer it; until every sender is gone.
-fn run(
-    db: &OfferDb,
+async fn run(
+    db: Arc<OfferDb>,
     mut requests: mpsc::Receiver<Request>,
-    rule: &watch::Receiver<OfferRule>,
-    pending: &watch::Sender<u64>,
+    rule: watch::Receiver<OfferRule>,
+    down: watch::Sender<Option<String>>,
+    stopping: CancellationToken,
     max_batch: usize,
 ) {
-    let mut group = Vec::new();
-    while let Some(first) = requests.blocking_recv() {
+    let mut group = Vec::with_capacity(max_batch);
+    while let Some(first) = requests.recv().await {
         gather(first, &mut requests, max_batch, &mut group);
         let rule = rule.borrow().clone();
-        let result = db.commit(group.iter().map(Request::step), &rule);
-        match result {
-            Ok(results) => {
-                tracing::debug!(group = results.len(), "offer group committed");
-                if let Ok(counts) = db.counts() {
-                    pending.send_replace(counts.pending);
-                    gauge!(CLAIMS_PENDING).set(counts.pending as f64);
-                }
-                for (request, result) in group.drain(..).zip(results) {
-                    count(result);
-                    request.answer(Ok(result));
+        match commit(&db, &group, &rule, &down, &stopping).await {
+            Ok(outcomes) => answer(group.drain(..), outcomes),
+            // One request the database refuses must not fail the others: each alone.
+            Err(RecordError::Store(_)) if group.len() > 1 => {
+                for request in group.drain(..) {
+                    let alone = std::slice::from_ref(&request);
+                    match commit(&db, alone, &rule, &down, &stopping).await {
+                        Ok(outcomes) => answer(std::iter::once(request), outcomes),
+                        Err(error) => {
+                            let _ = request.reply.send(Err(error));
+                        }
+                    }
                 }
             }
             Err(error) => {
-                tracing::error!(
-                    error = &error as &dyn std::error::Error,
-                    group = group.len(),
-                    "offer group commit failed"
-                );
-                let error = Arc::new(error);
                 for request in group.drain(..) {
-                    request.answer(Err(RecordError::Store(Arc::clone(&error))));
+                    let _ = request.reply.send(Err(error.clone()));
                 }
             }
         }
     }
 }
 
-/// Fills `group` with `first` and the requests already waiting, until it holds `max_batch`
-/// notifications; the rest wait for the next group.
+/// Fills `group` with `first` and the requests already waiting, up to `max_batch`.
 fn gather(
     first: Request,
     requests: &mut mpsc::Receiver<Request>,
     max_batch: usize,
     group: &mut Vec<Request>,
 ) {
-    let mut notifications = first.notifications();
     group.push(first);
-    while notifications < max_batch {
+    while group.len() < max_batch {
         match requests.try_recv() {
-            Ok(request) => {
-                notifications += request.notifications();
-                group.push(request);
-            }
+            Ok(request) => group.push(request),
             Err(_) => break,
         }
     }
 }
 
-/// Counts what a committed step did: offers are made (and duplicates found) when the ledger
-/// orders the claims, and duplicates are also found when claiming.
-fn count(result: StepResult) {
+/// Records `group`, trying again with backoff while the database is away and the service is
+/// not stopping (the wait between tries bounds how late a stop is noticed). `down` follows
+/// what it found.
+async fn commit(
+    db: &OfferDb,
+    group: &[Request],
+    rule: &OfferRule,
+    down: &watch::Sender<Option<String>>,
+    stopping: &CancellationToken,
+) -> Result<Vec<Outcome>, RecordError> {
+    let incoming: Vec<Incoming<'_>> = group
+        .iter()
+        .map(|request| Incoming {
+            message_id: &request.message_id,
+            notification: &request.notification,
+        })
+        .collect();
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(RETRY_MIN)
+        .with_max_delay(RETRY_MAX)
+        .with_jitter()
+        .without_max_times();
+    let attempts = (|| db.record(&incoming, rule, Utc::now()))
+        .retry(backoff)
+        // Once stopping, an absent database is an answer: the message goes back to the queue.
+        .when(|error| error.is_unavailable() && !stopping.is_cancelled())
+        .notify(|error, delay| {
+            let cause = error.with_causes();
+            if down.borrow().is_none() {
+                warn!(database = db.url(), error = %cause, group = group.len(), "the offer database is away; holding the group and trying again");
+            } else {
+                debug!(database = db.url(), error = %cause, ?delay, "the offer database is still away");
+            }
+            down.send_replace(Some(cause));
+        });
+    let result = attempts.await;
     match result {
-        StepResult::Recorded(Outcome::Duplicate) => counter!(DUPLICATES_DROPPED).increment(1),
-        StepResult::Recorded(Outcome::Claimed) => {}
-        StepResult::Applied(resolved) => {
-            counter!(OFFERS_MADE).increment(resolved.offers);
-            counter!(NO_OFFERS).increment(resolved.no_offers);
-            counter!(DUPLICATES_DROPPED).increment(resolved.lost);
+        Ok(outcomes) => {
+            if down.send_replace(None).is_some() {
+                info!(database = db.url(), "the offer database answers again");
+            }
+            debug!(group = group.len(), "offer group committed");
+            Ok(outcomes)
         }
+        Err(error) if error.is_unavailable() => {
+            let cause = error.with_causes();
+            down.send_replace(Some(cause.clone()));
+            Err(RecordError::Unavailable(cause))
+        }
+        Err(error) => {
+            error!(
+                error = &error as &dyn std::error::Error,
+                group = group.len(),
+                "the offer database refused a group"
+            );
+            Err(RecordError::Store(Arc::new(error)))
+        }
+    }
+}
+
+fn answer(requests: impl Iterator<Item = Request>, outcomes: Vec<Outcome>) {
+    for (request, outcome) in requests.zip(outcomes) {
+        match outcome {
+            Outcome::Offered => counter!(OFFERS_MADE).increment(1),
+            Outcome::NotOffered => counter!(NO_OFFERS).increment(1),
+            Outcome::Duplicate => counter!(DUPLICATES_DROPPED).increment(1),
+        }
+        let _ = request.reply.send(Ok(outcome));
     }
 }
 
@@ -253,25 +264,27 @@ fn count(result: StepResult) {
 mod tests {
     use super::*;
 
-    fn entry(ids: usize) -> Request {
+    fn request(i: usize) -> Request {
         let (reply, _) = oneshot::channel();
-        let entry = Ordered {
-            replica: "r".into(),
-            message_ids: (0..ids).map(|i| i.to_string()).collect(),
-            offset: 0,
-        };
-        Request::Apply { entry, reply }
+        Request {
+            message_id: i.to_string(),
+            notification: Notification::now("10000"),
+            reply,
+        }
     }
 
     #[test]
-    fn a_group_stops_at_max_batch_notifications_counting_each_entry_by_its_ids() {
+    fn a_group_stops_at_max_batch() {
         let (sender, mut requests) = mpsc::channel(8);
-        for _ in 0..3 {
-            sender.try_send(entry(100)).unwrap();
+        for i in 0..4 {
+            sender.try_send(request(i)).unwrap();
         }
         let mut group = Vec::new();
-        gather(entry(100), &mut requests, 256, &mut group);
-        assert_eq!(group.len(), 3, "100 + 100 + 100 reaches 256");
-        assert!(requests.try_recv().is_ok(), "the fourth entry waits");
+        gather(request(9), &mut requests, 3, &mut group);
+        assert_eq!(group.len(), 3);
+        assert!(
+            requests.try_recv().is_ok(),
+            "the rest waits for the next group"
+        );
     }
 }

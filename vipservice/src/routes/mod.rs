@@ -17,8 +17,6 @@ pub struct AppState {
     pub db: Arc<OfferDb>,
     /// The `vip_queue` consumer, for `/health`.
     pub consumer: Subscription,
-    /// The ledger reader, for `/health`: without it claims never become offers.
-    pub ledger: Subscription,
 }
 
 pub fn router(state: AppState) -> Router {

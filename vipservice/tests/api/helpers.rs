@@ -1,7 +1,7 @@
 //! Starting vipservice processes and talking to them.
 
 use std::collections::{HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,12 +14,13 @@ use common::messaging::{
 };
 use common::notification::{MESSAGE_TYPE, VipNotification};
 use serde_json::Value;
-use test_support::{Broker, amqp_url, unique};
+use test_support::{Broker, TestDatabase, amqp_url, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
-use vipservice::offers::OfferDb;
+use vipservice::offers::{Offer, OfferDb};
+use vipservice::settings::DatabaseSettings;
 
 /// How long anything a test waits for may take.
 pub const LIMIT: Duration = Duration::from_secs(30);
@@ -32,21 +33,37 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-/// A queue and a config bus of one test's own, and a config repo in a temp dir.
+/// A queue, a config bus and an offers database of one test's own, and a config repo in a
+/// temp dir.
 pub struct Setup {
     pub broker: Broker,
     pub queue: String,
     bus: String,
     dir: tempfile::TempDir,
+    pub database: TestDatabase,
+    /// The URL the instances use: the database's own, or one through a proxy.
+    database_url: String,
 }
 
 impl Setup {
+    /// With a SQLite file that every instance opens.
     pub async fn new() -> Self {
+        Self::with(TestDatabase::sqlite()).await
+    }
+
+    /// With a PostgreSQL database of its own.
+    pub async fn postgres() -> Self {
+        Self::with(TestDatabase::postgres().await).await
+    }
+
+    async fn with(database: TestDatabase) -> Self {
         let setup = Self {
             broker: Broker::connect().await,
             queue: unique("vip_queue"),
             bus: unique("springCloudBus"),
             dir: tempfile::tempdir().expect("temp dir"),
+            database_url: database.url().to_owned(),
+            database,
         };
         setup.write_config("");
         setup
@@ -78,13 +95,30 @@ impl Setup {
         messaging.close().await.expect("bus client closes");
     }
 
-    /// The store file of instance `name`.
-    pub fn store(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.redb"))
+    /// Instances started from now on reach the database at `url` (e.g. through a proxy).
+    pub fn use_database_url(&mut self, url: String) {
+        self.database_url = url;
+    }
+
+    /// The offers in the database, as the test sees them directly.
+    pub async fn offers(&self, account_id: &str) -> Vec<Offer> {
+        let settings = DatabaseSettings {
+            database_url: self.database.url().to_owned(),
+            ..DatabaseSettings::default()
+        };
+        let db = OfferDb::connect(&settings)
+            .await
+            .expect("the test reaches the database");
+        let offers = db
+            .offers_for(account_id, u32::MAX)
+            .await
+            .expect("offers read");
+        db.close().await;
+        offers
     }
 
     /// Starts instance `name` with `prefetch`, and waits until it consumes.
-    pub async fn spawn(&self, name: &str, prefetch: u16) -> Vip {
+    pub async fn spawn(&self, prefetch: u16) -> Vip {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vipservice"))
             .arg("--config-repo")
             .arg(self.dir.path())
@@ -93,7 +127,7 @@ impl Setup {
             .env("RUST_LOG", "info")
             .env("GOBLOG_VIP_QUEUE", &self.queue)
             .env("GOBLOG_CONFIG_EVENT_BUS", &self.bus)
-            .env("GOBLOG_STORE__PATH", self.store(name))
+            .env("GOBLOG_OFFERS__DATABASE_URL", &self.database_url)
             .env("GOBLOG_AMQP__PREFETCH", prefetch.to_string())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -156,8 +190,6 @@ impl Setup {
 
     pub async fn cleanup(self) {
         self.broker.delete_work_queue(&self.queue).await;
-        let ledger = vipservice::ledger::stream_for(&self.queue).name;
-        self.broker.delete(&[&ledger], &[]).await;
         self.broker.delete(&[], &[&self.bus]).await;
     }
 }
@@ -252,16 +284,6 @@ impl Vip {
         }
     }
 
-    /// How many offers `GET /offers/{account_id}` lists (0 for its 404).
-    pub async fn offer_count(&self, account_id: &str) -> usize {
-        let response = self.get(&format!("/offers/{account_id}")).await;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return 0;
-        }
-        let offers: Vec<Value> = response.json().await.expect("a JSON list of offers");
-        offers.len()
-    }
-
     /// Messages this instance logged as received.
     pub fn got(&self) -> usize {
         self.log.lock().expect("log lock").got.len()
@@ -330,9 +352,4 @@ impl Vip {
             .expect("the log reader");
         std::mem::take(&mut *self.log.lock().expect("log lock"))
     }
-}
-
-/// Opens a store after its process stopped.
-pub fn open_store(path: &Path) -> OfferDb {
-    OfferDb::open(path).expect("the store opens")
 }

@@ -1,6 +1,8 @@
-//! vipservice end to end: processes of the built binary against the real broker, each with its
-//! own store in a temp dir and its own uniquely named queue, deleted at the end.
+//! vipservice end to end: processes of the built binary against the real broker and a real
+//! offers database (a SQLite file they share, or a PostgreSQL database), each test with its
+//! own uniquely named queue and its own database, deleted at the end.
 
+mod database;
 mod helpers;
 mod offers;
 mod replicas;

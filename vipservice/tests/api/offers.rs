@@ -1,16 +1,18 @@
 //! One instance: notifications become offers, once; poison is dead-lettered; `/health`
 //! follows the consumer.
 
+use common::contract::vipservice::{
+    DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, OFFERS_MADE,
+};
 use serde_json::Value;
 use tokio::time::Instant;
-use vipservice::metrics::{DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, OFFERS_MADE};
 
 use crate::helpers::{LIMIT, Setup, fixture};
 
 #[tokio::test]
 async fn notifications_in_both_time_formats_become_offers_and_a_duplicate_gives_one() {
     let setup = Setup::new().await;
-    let vip = setup.spawn("one", 10).await;
+    let vip = setup.spawn(10).await;
     assert_eq!(vip.get("/offers/10000").await.status(), 404);
     assert_eq!(vip.get("/offers/not%20an%20id").await.status(), 400);
 
@@ -38,9 +40,9 @@ async fn notifications_in_both_time_formats_become_offers_and_a_duplicate_gives_
         .iter()
         .filter_map(|o| o["messageId"].as_str())
         .collect();
-    // Newest first, by the time of the offer.
+    // Newest first, by the time of the offer; `readAt` kept to the microsecond.
     assert_eq!(ids, ["rfc-1", "go-1"], "{offers:?}");
-    assert_eq!(offers[1]["readAt"], "2017-02-15T20:06:27.033757223Z");
+    assert_eq!(offers[1]["readAt"], "2017-02-15T20:06:27.033757Z");
     assert_eq!(vip.metric(&format!("{HANDLER_LATENCY}_count")).await, 3);
     vip.terminate().await;
     setup.cleanup().await;
@@ -49,7 +51,7 @@ async fn notifications_in_both_time_formats_become_offers_and_a_duplicate_gives_
 #[tokio::test]
 async fn poison_bodies_are_dead_lettered_and_consumption_goes_on() {
     let setup = Setup::new().await;
-    let vip = setup.spawn("one", 10).await;
+    let vip = setup.spawn(10).await;
     let poisons = [
         "poison-bad-time.json",
         "poison-no-account.json",
@@ -88,7 +90,7 @@ async fn poison_bodies_are_dead_lettered_and_consumption_goes_on() {
 #[tokio::test]
 async fn health_is_503_while_the_consumer_is_cancelled_and_200_once_it_resubscribed() {
     let setup = Setup::new().await;
-    let vip = setup.spawn("one", 10).await;
+    let vip = setup.spawn(10).await;
     let (status, body) = vip.health().await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["consumer"]["queue"], setup.queue.as_str());
@@ -109,7 +111,7 @@ async fn health_is_503_while_the_consumer_is_cancelled_and_200_once_it_resubscri
 #[tokio::test]
 async fn a_refreshed_offer_rule_applies_to_later_notifications() {
     let setup = Setup::new().await;
-    let vip = setup.spawn("one", 10).await;
+    let vip = setup.spawn(10).await;
     setup.refresh("offer:\n  text: A refreshed offer\n").await;
     // The refresh lands asynchronously: notify until an offer carries the new text.
     let deadline = Instant::now() + LIMIT;

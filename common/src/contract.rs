@@ -1,0 +1,31 @@
+//! The names outside tools read: metrics on `/metrics` and the queue. They are part of the
+//! wire contract, so the services and `loadtest` (which imports no service crate) take them
+//! from here and cannot drift apart.
+
+/// accountservice's metrics.
+pub mod accountservice {
+    /// Notifications the broker confirmed (straight away, or later from the outbox).
+    pub const PUBLISHED: &str = "vip_notifications_published_total";
+    /// Notifications that could not be published (they stay in the outbox).
+    pub const FAILED: &str = "vip_notifications_failed_total";
+    /// Notifications written to the outbox because the broker was away.
+    pub const BUFFERED: &str = "vip_notifications_buffered_total";
+    /// Notifications waiting in the outbox.
+    pub const OUTBOX_DEPTH: &str = "vip_outbox_depth";
+}
+
+/// vipservice's metrics.
+pub mod vipservice {
+    /// Deliveries handed to the consumer.
+    pub const CONSUMED: &str = "vip_notifications_consumed_total";
+    /// Notifications that became an offer (counted at their commit).
+    pub const OFFERS_MADE: &str = "vip_offers_made_total";
+    /// Notifications processed without an offer (the rule's minimum interval).
+    pub const NO_OFFERS: &str = "vip_no_offers_total";
+    /// Deliveries whose `message_id` was processed before, by this replica or another.
+    pub const DUPLICATES_DROPPED: &str = "vip_duplicates_dropped_total";
+    /// Deliveries rejected as invalid, hence dead-lettered at once.
+    pub const DEAD_LETTERED: &str = "vip_dead_lettered_total";
+    /// Time from delivery to the handler's answer, commit included.
+    pub const HANDLER_LATENCY: &str = "vip_handler_duration_seconds";
+}

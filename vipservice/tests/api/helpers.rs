@@ -14,7 +14,7 @@ use common::messaging::{
 };
 use common::notification::{MESSAGE_TYPE, VipNotification};
 use serde_json::Value;
-use test_support::{Broker, amqp_url, unique};
+use test_support::{Broker, Cleanup, amqp_url, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
@@ -32,21 +32,27 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-/// A queue and a config bus of one test's own, and a config repo in a temp dir.
+/// A queue and a config bus of one test's own, and a config repo in a temp dir. What it
+/// declares on the broker is deleted when it drops, also when the test fails.
 pub struct Setup {
     pub broker: Broker,
     pub queue: String,
     bus: String,
     dir: tempfile::TempDir,
+    _cleanup: Cleanup,
 }
 
 impl Setup {
     pub async fn new() -> Self {
+        let cleanup = Cleanup::new();
+        let queue = cleanup.work_queue(unique("vip_queue"));
+        cleanup.queue(vipservice::ledger::stream_for(&queue).name);
         let setup = Self {
             broker: Broker::connect().await,
-            queue: unique("vip_queue"),
-            bus: unique("springCloudBus"),
+            queue,
+            bus: cleanup.exchange(unique("springCloudBus")),
             dir: tempfile::tempdir().expect("temp dir"),
+            _cleanup: cleanup,
         };
         setup.write_config("");
         setup
@@ -154,11 +160,9 @@ impl Setup {
             .await;
     }
 
+    /// Deletes what the test declared (the guard does, as it drops).
     pub async fn cleanup(self) {
-        self.broker.delete_work_queue(&self.queue).await;
-        let ledger = vipservice::ledger::stream_for(&self.queue).name;
-        self.broker.delete(&[&ledger], &[]).await;
-        self.broker.delete(&[], &[&self.bus]).await;
+        drop(self);
     }
 }
 

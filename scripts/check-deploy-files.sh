@@ -3,11 +3,17 @@
 # docker client): CI runs it on every change.
 #
 # 1. `docker stack config` renders both stack files (syntax, schema, variable defaults).
-# 2. `bash -n` parses copyall.sh and the deployment scripts; shellcheck too where installed.
+# 2. `bash -n` parses copyall.sh, the scripts and their helpers (scripts/lib/); shellcheck
+#    too where installed.
 # 3. The release binaries built as copyall.sh builds them are static (`ldd`), since the
 #    images are FROM scratch and have no libc or loader to offer a dynamic one.
+#
+#   scripts/check-deploy-files.sh   # exit status 1 if a check failed
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/usage.sh
+source scripts/lib/usage.sh
+help_or_no_arguments "$@"
 
 failed=0
 check() { printf 'check-deploy-files: %s ... ' "$1"; }
@@ -21,7 +27,7 @@ for files in "docker/docker-stack.yml" "docker/docker-stack.yml docker/docker-st
   if out=$(docker stack config "${args[@]}" 2>&1 >/dev/null); then pass; else flunk "$out"; fi
 done
 
-scripts=(copyall.sh scripts/*.sh docker/rabbitmq/amqp-ping)
+scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping)
 check "bash -n ${scripts[*]}"
 if out=$(for s in "${scripts[@]}"; do bash -n "$s" || exit 1; done 2>&1); then pass; else flunk "$out"; fi
 if command -v shellcheck >/dev/null 2>&1; then

@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# Makes sure a RabbitMQ broker answers at $AMQP_URL (default: guest on 127.0.0.1:5672).
+# Makes sure a RabbitMQ broker answers at $AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f).
 #
-# 1. If the broker already speaks AMQP there, done.
-# 2. Else, if rabbitmq-server is installed, start it.
-# 3. Else, as root with apt, install Debian's rabbitmq-server and start it.
-# 4. Else stop with a message that says what to install.
-# It then waits until the broker answers the AMQP protocol header (no fixed sleep).
+#   scripts/ensure-broker.sh        # env: AMQP_URL, BROKER_WAIT_SECONDS (120)
+#
+# 1. If a broker already speaks AMQP there, done.
+# 2. If the URL is not this machine's broker, say it does not answer and fail at once: this
+#    machine's broker is 127.0.0.1, localhost or ::1 on port 5672 (RabbitMQ's default, which
+#    the installed rabbitmq-server listens on). Another port or host is someone else's server
+#    to start (a closed port on this host too: starting rabbitmq-server would not open it).
+# 3. If port 5672 is taken: by a RabbitMQ node (starting up), wait for it; by anything else, or
+#    on an address that the URL's host does not reach, name it and fail.
+# 4. Else, if rabbitmq-server is installed, start it; as root with apt, install Debian's
+#    rabbitmq-server first; else stop with a message that says what to install.
+# It then waits until the broker answers the AMQP protocol header (polled, with a deadline).
 set -euo pipefail
+# shellcheck source=lib/usage.sh
+source "$(dirname "$0")/lib/usage.sh"
+help_or_no_arguments "$@"
+# shellcheck source=lib/net.sh
+source "$(dirname "$0")/lib/net.sh"
 
 AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 WAIT_SECONDS="${BROKER_WAIT_SECONDS:-120}"
+LOCAL_BROKER_PORT=5672
 
 say() { printf 'ensure-broker: %s\n' "$*" >&2; }
 
-# host and port from amqp[s]://[user[:pass]@]host[:port][/vhost]
-authority="${AMQP_URL#*://}"
-authority="${authority%%/*}"
-authority="${authority##*@}"
-host="${authority%%:*}"
-port="${authority#"$host"}"
-port="${port#:}"
-if [ -z "$port" ]; then
-  case "$AMQP_URL" in amqps://*) port=5671 ;; *) port=5672 ;; esac
-fi
-[ -n "$host" ] || { say "AMQP_URL has no host: ${AMQP_URL//:*@/:***@}"; exit 2; }
+case "$AMQP_URL" in amqps://*) default_port=5671 ;; *) default_port=5672 ;; esac
+url_parse "$AMQP_URL" "$default_port"
+host=$url_host
+port=$url_port
+shown_url=$(url_redact "$AMQP_URL")
+[ -n "$host" ] || { say "AMQP_URL has no host: $shown_url"; exit 2; }
 
 # True when the peer answers the AMQP 0-9-1 protocol header with a frame (connection.start).
 speaks_amqp() {
@@ -40,7 +48,7 @@ wait_until_ready() {
   local deadline=$((SECONDS + WAIT_SECONDS))
   until speaks_amqp; do
     if [ $SECONDS -ge $deadline ]; then
-      say "the broker did not answer on $host:$port within ${WAIT_SECONDS}s; see /var/log/rabbitmq/"
+      say "the broker did not answer on $(host_port "$host" "$port") within ${WAIT_SECONDS}s; see /var/log/rabbitmq/"
       exit 1
     fi
     if command -v rabbitmqctl >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -52,14 +60,35 @@ wait_until_ready() {
 }
 
 if speaks_amqp; then
-  say "RabbitMQ answers on $host:$port"
+  say "RabbitMQ answers on $(host_port "$host" "$port")"
   exit 0
 fi
 
-case "$host" in
-  127.*|localhost|::1) ;;
-  *) say "nothing answers AMQP on $host:$port, and it is not this machine: start the broker there"; exit 1 ;;
-esac
+if ! is_loopback "$host" || [ "$port" != "$LOCAL_BROKER_PORT" ]; then
+  say "$shown_url does not answer AMQP ($(host_port "$host" "$port")), and it is not this machine's broker"
+  say "  (127.0.0.1, localhost or ::1 on port $LOCAL_BROKER_PORT): start the broker it names, or unset AMQP_URL"
+  exit 1
+fi
+
+# Whatever holds the port already, a second rabbitmq-server could not listen there.
+holders=$(port_holders "$port")
+if [ -n "$holders" ]; then
+  if ! listener_reaches "$host" "$port"; then
+    say "port $port is taken, but not on an address that $host reaches:"
+    printf 'ensure-broker:   %s\n' "$holders" >&2
+    say "  set AMQP_URL to the address the broker listens on"
+    exit 1
+  fi
+  if ! grep -q 'beam\.smp' <<<"$holders"; then
+    say "port $port is taken by something that does not speak AMQP:"
+    printf 'ensure-broker:   %s\n' "$holders" >&2
+    exit 1
+  fi
+  say "a RabbitMQ node holds port $port but does not answer yet: waiting for it"
+  wait_until_ready
+  say "RabbitMQ answers on $(host_port "$host" "$port")"
+  exit 0
+fi
 
 if ! command -v rabbitmq-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -68,7 +97,7 @@ if ! command -v rabbitmq-server >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq rabbitmq-server >/dev/null
   else
-    say "no broker on $host:$port and rabbitmq-server is not installed:"
+    say "no broker on $(host_port "$host" "$port") and rabbitmq-server is not installed:"
     say "  install it (Debian/Ubuntu: sudo apt-get install rabbitmq-server) or set AMQP_URL"
     exit 1
   fi
@@ -83,4 +112,4 @@ else
   sudo rabbitmq-server -detached
 fi
 wait_until_ready
-say "RabbitMQ answers on $host:$port"
+say "RabbitMQ answers on $(host_port "$host" "$port")"

@@ -1,6 +1,20 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace against a real RabbitMQ (started or installed if none answers).
+# Runs every test of the workspace against a real RabbitMQ and PostgreSQL, each started (or
+# installed, as root with apt) if none answers: scripts/ensure-broker.sh, then
+# scripts/ensure-postgres.sh, then `cargo test --workspace --all-targets`.
+#
+#   scripts/test.sh [CARGO TEST ARGUMENTS...]   # e.g. scripts/test.sh -p common -- --nocapture
+#
+# Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f) names the broker,
+# PG_URL (default postgres://postgres@127.0.0.1:5432/postgres) the database server; see
+# either script's --help for what "local" means and what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/usage.sh
+source scripts/lib/usage.sh
+case "${1:-}" in
+  -h | --help) usage_text; exit 0 ;;
+esac
 scripts/ensure-broker.sh
+scripts/ensure-postgres.sh
 cargo test --workspace --all-targets "$@"

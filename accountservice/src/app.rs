@@ -26,8 +26,9 @@ use crate::store::{RedbAccountStore, StoreError};
 pub enum AppError {
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store could not be opened where `store.path` says.
+    #[error("the account store could not be opened: check the setting `store.path`")]
+    OpenStore(#[source] StoreError),
     #[error(transparent)]
     Quotes(#[from] QuotesError),
 }
@@ -52,7 +53,8 @@ impl Application {
         let path = own.store.path.clone();
         let store = tokio::task::spawn_blocking(move || RedbAccountStore::open(path))
             .await
-            .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))?;
+            .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
+            .map_err(AppError::OpenStore)?;
         let store = Arc::new(store);
         let messaging = service.messaging();
         // The recorder is installed on first use; metrics recorded before it would be lost.

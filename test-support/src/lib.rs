@@ -1,17 +1,26 @@
 //! Helpers for goblog-rs integration tests, which run against the real RabbitMQ.
 //!
 //! - [`unique`]: names no other test (or test run) uses, so tests run in parallel.
-//! - [`Broker`]: a plain lapin connection to inspect and clean up queues and exchanges.
+//! - [`Cleanup`]: a guard that deletes the queues, streams and exchanges a test declared when
+//!   it is dropped, so a failing test leaves nothing on the broker either.
+//! - [`Broker`]: a plain connection to inspect queues, publish raw bytes and take messages.
 //! - [`TestDatabase`]: a SQLite file or PostgreSQL database of one test's own, dropped after.
 //! - [`TcpProxy`]: sits between a client and the broker and can cut every connection, to
 //!   test recovery without stopping the broker that other tests share.
+//!
+//! Its API is plain Rust ([`Message`], [`Properties`], [`Value`]): the services' tests do not
+//! depend on the AMQP client it uses.
 
 mod broker;
+mod cleanup;
 mod database;
+mod message;
 mod proxy;
 
 pub use broker::{Broker, amqp_url};
+pub use cleanup::Cleanup;
 pub use database::{TestDatabase, postgres_url};
+pub use message::{Headers, Message, Properties, Value};
 pub use proxy::TcpProxy;
 
 /// A name no other test uses: `{prefix}.{uuid}`.

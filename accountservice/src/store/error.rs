@@ -7,15 +7,23 @@ use std::path::PathBuf;
 /// redb's errors are boxed: they are large and this travels in every `Result`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The folder of the database file did not exist and could not be created.
+    #[error("cannot create the folder {} of the account store {}", folder.display(), path.display())]
+    CreateFolder {
+        folder: PathBuf,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The database file could not be opened or created.
-    #[error("cannot open the account store {path}")]
+    #[error("cannot open the account store {}", path.display())]
     Open {
         path: PathBuf,
         #[source]
         source: Box<redb::DatabaseError>,
     },
     /// A transaction on the database failed.
-    #[error("account store {path}: cannot {action}")]
+    #[error("account store {}: cannot {action}", path.display())]
     Database {
         path: PathBuf,
         action: &'static str,

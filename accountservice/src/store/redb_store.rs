@@ -31,12 +31,23 @@ pub struct RedbAccountStore {
 }
 
 impl RedbAccountStore {
-    /// Opens the database at `path`, creating it if needed, and seeds it on first use.
+    /// Opens the database at `path`, creating it and its folder if needed, and seeds it on
+    /// first use.
     ///
     /// Seeding is one transaction guarded by a marker, so a restart keeps the data as it is and
     /// an interrupted first start leaves nothing half-seeded.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        if let Some(folder) = path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).map_err(|source| StoreError::CreateFolder {
+                folder: folder.to_owned(),
+                path: path.clone(),
+                source,
+            })?;
+        }
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)
@@ -177,6 +188,31 @@ mod tests {
         assert_eq!(store.account("10000").unwrap().unwrap().name, "Renamed");
         assert!(store.account("10001").unwrap().is_none());
         assert_eq!(account_count(&store), SEEDED_ACCOUNTS - 1);
+    }
+
+    #[test]
+    fn creates_the_missing_folders_of_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/nested/accounts.redb");
+        let store = RedbAccountStore::open(&path).unwrap();
+        assert_eq!(account_count(&store), SEEDED_ACCOUNTS);
+        assert!(path.is_file());
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_made_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("data");
+        std::fs::write(&blocker, b"a file where the folder should be").unwrap();
+        let path = blocker.join("accounts.redb");
+        let err = RedbAccountStore::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::CreateFolder { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("folder {}", blocker.display())),
+            "{message}"
+        );
+        assert!(message.contains(&path.display().to_string()), "{message}");
     }
 
     #[test]

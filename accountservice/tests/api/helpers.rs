@@ -14,14 +14,15 @@ use common::messaging::{
 };
 use serde_json::Value;
 use tempfile::TempDir;
-use test_support::{Broker, TcpProxy, amqp_url, unique};
+use test_support::{Broker, Cleanup, Message, TcpProxy, amqp_url, unique};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// The broker as tests reach it directly.
 pub const BROKER: &str = "127.0.0.1:5672";
 
-/// One service instance's configuration, kept across restarts (same store, same queue).
+/// One service instance's configuration, kept across restarts (same store, same queue). Its
+/// queue and bus are deleted from the broker when it drops, also when the test fails.
 pub struct TestConfig {
     /// Holds the config repo and the store.
     pub dir: Arc<TempDir>,
@@ -33,20 +34,24 @@ pub struct TestConfig {
     pub outage_wait_ms: u64,
     pub publish_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    /// Dropped after the fields above: the service is stopped (or its test failed) by then.
+    _cleanup: Cleanup,
 }
 
 impl TestConfig {
     pub fn new() -> Self {
+        let cleanup = Cleanup::new();
         Self {
             dir: Arc::new(tempfile::tempdir().expect("temp dir")),
-            queue: unique("vip_queue"),
-            bus: unique("springCloudBus"),
+            queue: cleanup.work_queue(unique("vip_queue")),
+            bus: cleanup.exchange(unique("springCloudBus")),
             amqp_url: amqp_url(),
             vip_account_ids: vec!["10000".into()],
             quotes_url: "http://127.0.0.1:9/api/quote".into(),
             outage_wait_ms: 2_000,
             publish_timeout_ms: 3_000,
             shutdown_grace_ms: 3_000,
+            _cleanup: cleanup,
         }
     }
 
@@ -60,7 +65,7 @@ impl TestConfig {
         (config, proxy)
     }
 
-    /// Writes `accountservice.yml` into the config repo.
+    /// Writes `accountservice-it.yml` (its profile is `it`) into the config repo.
     pub fn write(&self) {
         let dir = self.dir.path();
         let vips = serde_json::to_string(&self.vip_account_ids).expect("ids");
@@ -94,7 +99,7 @@ notifications:
             publish = self.publish_timeout_ms,
             grace = self.shutdown_grace_ms,
         );
-        std::fs::write(dir.join("accountservice.yml"), yaml).expect("config written");
+        std::fs::write(dir.join("accountservice-it.yml"), yaml).expect("config written");
     }
 
     fn launch(&self, config_repo: &Path) -> Launch {
@@ -208,22 +213,16 @@ impl TestApp {
     }
 }
 
-/// Deletes what a test declared on the broker.
-pub async fn clean_up(broker: &Broker, config: &TestConfig) {
-    broker.delete_work_queue(&config.queue).await;
-    broker.delete(&[], &[&config.bus]).await;
-}
-
 /// The JSON body of a delivered message.
-pub fn body(delivery: &lapin::message::Delivery) -> Value {
-    serde_json::from_slice(&delivery.data).expect("JSON body")
+pub fn body(message: &Message) -> Value {
+    serde_json::from_slice(&message.body).expect("JSON body")
 }
 
-/// The message ids of `deliveries`, each once.
-pub fn message_ids(deliveries: &[lapin::message::Delivery]) -> std::collections::BTreeSet<String> {
-    deliveries
+/// The message ids of `messages`, each once.
+pub fn message_ids(messages: &[Message]) -> std::collections::BTreeSet<String> {
+    messages
         .iter()
-        .filter_map(|d| d.properties.message_id().as_ref().map(|id| id.to_string()))
+        .filter_map(|m| m.properties.message_id.clone())
         .collect()
 }
 

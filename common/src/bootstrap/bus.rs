@@ -68,6 +68,9 @@ impl<X: Settings + Clone> BusListener<X> {
         };
         match next {
             Ok(next) => {
+                for unknown in next.unknown_since(&current) {
+                    warn!("{unknown}");
+                }
                 let level = next.settings.core.log_level.clone();
                 let changes = self.settings.replace(next);
                 logging::set_level(&level);

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use self::bus::BusListener;
 pub use self::http::{metrics_handle, served_by, shutdown_signal};
@@ -44,14 +44,34 @@ use crate::config::{
 };
 use crate::messaging::{AmqpMessaging, ExchangeSpec, Messaging, MessagingError, Subscription};
 
-/// Why a service could not start or stop cleanly.
+/// Why a service could not start or stop cleanly; each names the setting to check.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The broker of `amqp_server_url` could not be reached or refused the connection.
+    #[error("cannot connect to the broker: {hint}")]
+    Connect {
+        hint: &'static str,
+        #[source]
+        source: MessagingError,
+    },
+    /// The config bus exchange could not be declared or subscribed to.
+    #[error(
+        "cannot follow the config bus on exchange {exchange:?}: check the setting \
+         `config_event_bus` (a topic exchange)"
+    )]
+    Bus {
+        exchange: String,
+        #[source]
+        source: MessagingError,
+    },
     #[error(transparent)]
     Messaging(#[from] MessagingError),
-    #[error("cannot listen on {address} (setting `server_port`): {source}")]
+    #[error(
+        "cannot listen on {address}: check the setting `server_port` (is another process \
+         listening on it?)"
+    )]
     Bind {
         address: SocketAddr,
         #[source]
@@ -59,6 +79,25 @@ pub enum BootstrapError {
     },
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+}
+
+impl BootstrapError {
+    fn connect(source: MessagingError) -> Self {
+        let hint = match source {
+            MessagingError::Authentication { .. } => {
+                "check the user and password in the setting `amqp_server_url`"
+            }
+            MessagingError::UnknownVhost { .. } => {
+                "check the virtual host in the setting `amqp_server_url`"
+            }
+            MessagingError::ConnectTimeout { .. } => {
+                "check that the broker runs and the setting `amqp_server_url` \
+                 (startup waits `amqp.connect_timeout_ms`)"
+            }
+            _ => "check the setting `amqp_server_url`",
+        };
+        Self::Connect { hint, source }
+    }
 }
 
 /// Who is starting and with which configuration: from the command line in production, built
@@ -111,6 +150,9 @@ impl<X: Settings + Clone> Service<X> {
         let loader = SettingsLoader::new(&launch.config, launch.application, launch.env.clone())?;
         let first: Snapshot<ServiceSettings<X>> = loader.load_at_startup().await?;
         logging::init(&first.settings.core.log_level);
+        for unknown in &first.unknown {
+            warn!("{unknown}");
+        }
         info!(
             application = launch.application,
             profile = %launch.config.profile,
@@ -126,7 +168,9 @@ impl<X: Settings + Clone> Service<X> {
         let local_addr = listener.local_addr().map_err(BootstrapError::Serve)?;
         let port = local_addr.port();
         let bus_id = BusId::new(launch.application, &launch.config.profile, port);
-        let messaging = AmqpMessaging::connect(core.messaging(launch.application)).await?;
+        let messaging = AmqpMessaging::connect(core.messaging(launch.application))
+            .await
+            .map_err(BootstrapError::connect)?;
         let settings = Arc::new(Refreshable::new(first));
         let (refreshed_tx, refreshed) = watch::channel(0);
         let exchange = ExchangeSpec::topic(&core.config_event_bus);
@@ -140,7 +184,11 @@ impl<X: Settings + Clone> Service<X> {
         };
         let bus = messaging
             .subscribe(&exchange, "#", "anonymous", Arc::new(listener_for_bus))
-            .await?;
+            .await
+            .map_err(|source| BootstrapError::Bus {
+                exchange: exchange.name.clone(),
+                source,
+            })?;
         let info = Arc::new(Info::new(&launch, bus_id));
         info!(
             bus_id = info.bus_id(),

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::refresh::is_under;
+use crate::config::unknown::{deserialize_noting_ignored, ignored_by_both};
 use crate::config::{InvalidSetting, Settings};
 use crate::messaging::{MessagingSettings, QueueType};
 
@@ -109,13 +110,12 @@ pub struct ServiceSettings<X> {
 
 /// Both parts read the whole tree, each taking its keys. (`#[serde(flatten)]` would lose the
 /// `config` crate's conversions, e.g. of `GOBLOG_SERVER_PORT=0` from text to a number.)
-impl<'de, X: DeserializeOwned> Deserialize<'de> for ServiceSettings<X> {
+impl<'de, X: Settings> Deserialize<'de> for ServiceSettings<X> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let tree = ::config::Value::deserialize(deserializer)?;
-        Ok(Self {
-            core: CoreSettings::deserialize(tree.clone()).map_err(D::Error::custom)?,
-            own: X::deserialize(tree).map_err(D::Error::custom)?,
-        })
+        Self::from_tree(tree)
+            .map(|(settings, _)| settings)
+            .map_err(D::Error::custom)
     }
 }
 
@@ -130,5 +130,13 @@ impl<X: Settings> Settings for ServiceSettings<X> {
     fn validate(&self) -> Result<(), InvalidSetting> {
         self.core.validate()?;
         self.own.validate()
+    }
+
+    /// A key is unknown when neither the common part nor the service's own part reads it.
+    fn from_tree(tree: ::config::Value) -> Result<(Self, Vec<String>), ::config::ConfigError> {
+        let (core, core_ignored) = deserialize_noting_ignored::<CoreSettings>(tree.clone())?;
+        let (own, own_ignored) = X::from_tree(tree)?;
+        let unknown = ignored_by_both(&core_ignored, &own_ignored);
+        Ok((Self { core, own }, unknown))
     }
 }

@@ -14,7 +14,7 @@ pub enum ConfigError {
     ServerRequest { url: String, reason: String },
 
     /// The config server answered with a status that is neither 200 nor 404.
-    #[error("config server {url} answered HTTP {status}")]
+    #[error("config server {url} answered HTTP {status}{}", status_hint(*status))]
     ServerStatus {
         url: String,
         status: reqwest::StatusCode,
@@ -53,7 +53,40 @@ pub enum ConfigError {
     )]
     Undecrypted { key: String, origin: String },
 
-    /// The local configuration folder does not exist or holds no file for this service.
+    /// The config server answered no property source for one of the profiles.
+    #[error(
+        "no configuration file matches profile {profile:?} for {application} on config server \
+         {url}; property sources served: {served}; check --profile and --config-branch"
+    )]
+    ProfileNotServed {
+        profile: String,
+        application: String,
+        url: String,
+        served: String,
+    },
+
+    /// The local configuration folder does not exist.
+    #[error(
+        "configuration folder {} does not exist (working directory {}): check --config-repo \
+         (GOBLOG_CONFIG_REPO) or give --config-server-url", dir.display(), cwd.display()
+    )]
+    NoLocalRepo { dir: PathBuf, cwd: PathBuf },
+
+    /// No file of the local configuration folder is for one of the profiles.
+    #[error(
+        "no configuration file matches profile {profile:?} for {application} in {}; \
+         available profiles: {}",
+        folder(dir),
+        list_or_none(available)
+    )]
+    UnknownProfile {
+        profile: String,
+        application: String,
+        dir: PathBuf,
+        available: Vec<String>,
+    },
+
+    /// The local configuration folder holds no file for this service.
     #[error(
         "no configuration for {application} with profile {profile} in {dir}: \
          looked for {looked_for}; check --config-repo and --profile"
@@ -96,5 +129,33 @@ impl ConfigError {
             }
             _ => false,
         }
+    }
+}
+
+/// What to check when the config server refuses the request.
+fn status_hint(status: reqwest::StatusCode) -> &'static str {
+    match status {
+        reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => {
+            ": check the user and password in --config-server-url"
+        }
+        _ => "",
+    }
+}
+
+/// A folder as a user types it: `config-repo/`.
+fn folder(dir: &std::path::Path) -> String {
+    let shown = dir.display().to_string();
+    if shown.ends_with(std::path::MAIN_SEPARATOR) {
+        shown
+    } else {
+        format!("{shown}{}", std::path::MAIN_SEPARATOR)
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
     }
 }

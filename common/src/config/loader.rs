@@ -87,10 +87,12 @@ impl SettingsLoader {
         source: LoadedSource,
         overrides: Properties,
     ) -> Result<Snapshot<S>, ConfigError> {
+        let (settings, unknown) = build_settings(&source, &self.env, &overrides)?;
         Ok(Snapshot {
-            settings: build_settings(&source, &self.env, &overrides)?,
+            settings,
             source,
             overrides,
+            unknown,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! - [`settings`]: typed settings from layers; the environment variable scheme.
 //! - [`loader`]: snapshots at startup, on refresh and on environment change.
 //! - [`refresh`]: the swapped snapshot and what a reload changed.
+//! - [`unknown`]: keys a source sets that no settings type reads, and the nearest known key.
 //! - [`bus`]: Spring Cloud Bus events and destination matching.
 
 mod ant_path;
@@ -24,6 +25,7 @@ pub mod refresh;
 pub mod settings;
 pub mod source;
 pub mod spring_cloud;
+pub mod unknown;
 
 pub use args::{ConfigArgs, normalize_go_flags};
 pub use bus::{AckEvent, BusEvent, BusId, EventHeader, RefreshEvent, destination_matches};
@@ -35,3 +37,4 @@ pub use refresh::{Changes, Refreshable, Snapshot, changes};
 pub use settings::{EnvVars, InvalidSetting, Settings, build_settings};
 pub use source::{ConfigSource, LoadedSource, SourceInfo};
 pub use spring_cloud::{RetryPolicy, ServerEnvironment, SpringCloudConfig};
+pub use unknown::{SourceKeys, UnknownSetting};

@@ -7,6 +7,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::ConfigError;
+use super::unknown::SourceKeys;
 
 /// Prefix of a value the config server could not decrypt.
 const CIPHER_PREFIX: &str = "{cipher}";
@@ -86,6 +87,24 @@ impl Properties {
     /// Whether there is no key at all.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The keys, grouped by the source that set them, for tracing a key back to its source.
+    pub(crate) fn layers(&self) -> Vec<SourceKeys> {
+        let mut by_origin: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (key, entry) in &self.entries {
+            by_origin
+                .entry(&entry.origin)
+                .or_default()
+                .push(key.clone());
+        }
+        by_origin
+            .into_iter()
+            .map(|(origin, keys)| SourceKeys {
+                origin: origin.to_owned(),
+                keys,
+            })
+            .collect()
     }
 
     fn over(self, mut lower: Properties) -> Properties {

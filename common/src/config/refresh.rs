@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use super::properties::{Properties, flatten};
 use super::settings::Settings;
 use super::source::LoadedSource;
+use super::unknown::UnknownSetting;
 
 /// Settings together with what they were built from, so `/info` can name the source and a bus
 /// environment change can be applied without loading again.
@@ -19,6 +20,21 @@ pub struct Snapshot<S> {
     pub source: LoadedSource,
     /// Values set by bus environment changes; they survive refreshes, as in Spring.
     pub overrides: Properties,
+    /// Keys the sources set that no setting reads, each with the source that sets it.
+    pub unknown: Vec<UnknownSetting>,
+}
+
+impl<S> Snapshot<S> {
+    /// The unknown settings this snapshot has and `previous` had not: what a reload warns
+    /// about, so that a key left misspelt is warned about once, not at every refresh.
+    pub fn unknown_since<'a>(
+        &'a self,
+        previous: &'a Snapshot<S>,
+    ) -> impl Iterator<Item = &'a UnknownSetting> {
+        self.unknown
+            .iter()
+            .filter(|unknown| !previous.unknown.contains(unknown))
+    }
 }
 
 /// The current snapshot of a service's settings, replaced whole on reload.
@@ -139,8 +155,10 @@ mod tests {
                     version: None,
                     property_sources: vec![],
                 },
+                keys: vec![],
             },
             overrides: Properties::default(),
+            unknown: vec![],
         }
     }
 

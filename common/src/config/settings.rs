@@ -18,6 +18,7 @@ use super::ConfigError;
 use super::args::ConfigArgs;
 use super::properties::Properties;
 use super::source::LoadedSource;
+use super::unknown::{SourceKeys, UnknownSetting, deserialize_noting_ignored, unknown_settings};
 
 /// Prefix of the environment variables that set settings.
 pub const ENV_PREFIX: &str = "GOBLOG";
@@ -40,6 +41,13 @@ pub trait Settings: DeserializeOwned + Serialize + Send + Sync + 'static {
     /// Checks what the types cannot (a URL's scheme, a non-empty list); runs after every load.
     fn validate(&self) -> Result<(), InvalidSetting> {
         Ok(())
+    }
+
+    /// Builds the settings from the merged tree, with the keys (Spring's notation) of the
+    /// values no field took. A type that reads several parts from the same keys overrides it
+    /// to return only the keys that no part took.
+    fn from_tree(tree: ::config::Value) -> Result<(Self, Vec<String>), ::config::ConfigError> {
+        deserialize_noting_ignored(tree)
     }
 }
 
@@ -86,6 +94,23 @@ impl EnvVars {
         )
     }
 
+    /// The keys the variables set, as the `config` crate reads them (`GOBLOG_QUOTES__URL` sets
+    /// `quotes.url`), each naming its variable.
+    fn layer(&self) -> impl Iterator<Item = SourceKeys> + '_ {
+        let prefix_len = ENV_PREFIX.len() + 1;
+        self.0
+            .iter()
+            .filter(move |(name, value)| !value.is_empty() && name.len() > prefix_len)
+            .map(move |(name, _)| SourceKeys {
+                origin: format!("environment variable {name}"),
+                keys: vec![
+                    name[prefix_len..]
+                        .to_ascii_lowercase()
+                        .replace(ENV_SEPARATOR, "."),
+                ],
+            })
+    }
+
     fn source(&self) -> ::config::Environment {
         ::config::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("_")
@@ -95,20 +120,22 @@ impl EnvVars {
     }
 }
 
-/// Builds and validates `S` from the layers; an error names the key and the sources consulted.
+/// Builds and validates `S` from the layers, with the keys the layers set that `S` does not
+/// read; an error names the key and the sources consulted.
 pub fn build_settings<S: Settings>(
     loaded: &LoadedSource,
     env: &EnvVars,
     overrides: &Properties,
-) -> Result<S, ConfigError> {
+) -> Result<(S, Vec<UnknownSetting>), ConfigError> {
     let sources = consulted::<S>(loaded, env, overrides);
-    let settings: S = ::config::Config::builder()
+    let tree = ::config::Config::builder()
         .add_source(loaded.properties.clone())
         .add_source(env.source())
         .add_source(overrides.clone())
         .build()
-        .and_then(::config::Config::try_deserialize)
-        .map_err(|error| explain(error, &sources))?;
+        .map_err(|error| explain(error, &sources))?
+        .cache;
+    let (settings, ignored) = S::from_tree(tree).map_err(|error| explain(error, &sources))?;
     settings
         .validate()
         .map_err(|invalid| ConfigError::Invalid {
@@ -116,7 +143,14 @@ pub fn build_settings<S: Settings>(
             reason: invalid.reason,
             sources,
         })?;
-    Ok(settings)
+    let layers: Vec<SourceKeys> = overrides
+        .layers()
+        .into_iter()
+        .chain(env.layer())
+        .chain(loaded.keys.iter().cloned())
+        .collect();
+    let unknown = unknown_settings(&ignored, &layers, &settings);
+    Ok((settings, unknown))
 }
 
 /// The layers, named for an error message (variable names only, never values).

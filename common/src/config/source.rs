@@ -6,8 +6,10 @@ use serde::Serialize;
 use super::ConfigError;
 use super::args::ConfigArgs;
 use super::local_repo::LocalRepo;
-use super::properties::Properties;
+use super::properties::{Properties, PropertySource};
 use super::spring_cloud::{ServerEnvironment, SpringCloudConfig};
+use super::unknown::SourceKeys;
+use crate::redact::redact_url;
 
 /// The source of a service's configuration.
 #[derive(Debug, Clone)]
@@ -36,6 +38,9 @@ pub struct LoadedSource {
     pub properties: Properties,
     /// Where they came from.
     pub info: SourceInfo,
+    /// The keys of each property source, highest precedence first, shadowed ones included:
+    /// what a warning about an unknown key names.
+    pub keys: Vec<SourceKeys>,
 }
 
 impl ConfigSource {
@@ -85,14 +90,19 @@ fn from_server(
     server: &SpringCloudConfig,
     environment: ServerEnvironment,
 ) -> Result<LoadedSource, ConfigError> {
+    let server_url = server.redacted_url();
+    let keys = keys_of(&environment.sources, |name| {
+        format!("{} on config server {server_url}", redact_url(name))
+    });
     let property_sources = environment.sources.iter().map(|s| s.name.clone()).collect();
     Ok(LoadedSource {
         properties: Properties::from_sources(environment.sources)?,
         info: SourceInfo {
-            description: format!("Spring Cloud Config {}", server.redacted_url()),
+            description: format!("Spring Cloud Config {server_url}"),
             version: environment.version,
             property_sources,
         },
+        keys,
     })
 }
 
@@ -102,6 +112,9 @@ fn from_local(
     profile: &str,
 ) -> Result<LoadedSource, ConfigError> {
     let sources = repo.load(application, profile)?;
+    let keys = keys_of(&sources, |name| {
+        name.strip_prefix("file:").unwrap_or(name).to_owned()
+    });
     let property_sources = sources.iter().map(|s| s.name.clone()).collect();
     Ok(LoadedSource {
         properties: Properties::from_sources(sources)?,
@@ -110,5 +123,16 @@ fn from_local(
             version: None,
             property_sources,
         },
+        keys,
     })
+}
+
+fn keys_of(sources: &[PropertySource], origin: impl Fn(&str) -> String) -> Vec<SourceKeys> {
+    sources
+        .iter()
+        .map(|source| SourceKeys {
+            origin: origin(&source.name),
+            keys: source.properties.keys().cloned().collect(),
+        })
+        .collect()
 }

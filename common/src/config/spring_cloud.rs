@@ -12,6 +12,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::ConfigError;
+use super::local_repo::profiles;
 use super::properties::{PropertySource, flatten};
 use crate::redact::redact_url;
 
@@ -142,7 +143,16 @@ impl SpringCloudConfig {
                 url: shown.clone(),
                 reason: error.to_string(),
             })?;
-        Ok(wire.into())
+        let environment = ServerEnvironment::from(wire);
+        if let Some(missing) = profiles(profile).find(|profile| !serves(&environment, profile)) {
+            return Err(ConfigError::ProfileNotServed {
+                profile: missing.to_owned(),
+                application: application.to_owned(),
+                url: shown,
+                served: served(&environment),
+            });
+        }
+        Ok(environment)
     }
 
     /// Asks the server until it answers, retrying only what may heal by itself (connection
@@ -192,6 +202,32 @@ impl fmt::Debug for SpringCloudConfig {
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a property source is for `profile`: Spring names a source after its file or
+/// document (`…/accountservice-test.yml`, `vault:accountservice,test`), so the profile stands
+/// in its name between separators.
+fn serves(environment: &ServerEnvironment, profile: &str) -> bool {
+    let is_separator = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() && c != '_');
+    environment.sources.iter().any(|source| {
+        source.name.match_indices(profile).any(|(at, _)| {
+            is_separator(source.name[..at].chars().next_back())
+                && is_separator(source.name[at + profile.len()..].chars().next())
+        })
+    })
+}
+
+/// The property sources' names for an error, passwords redacted.
+fn served(environment: &ServerEnvironment) -> String {
+    if environment.sources.is_empty() {
+        return "none".to_owned();
+    }
+    environment
+        .sources
+        .iter()
+        .map(|source| redact_url(&source.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The last failure of a retried request, without the URL the surrounding error already names.
@@ -299,6 +335,40 @@ mod tests {
             let error = SpringCloudConfig::new(url, "master").expect_err(url);
             assert!(!error.to_string().contains("secret"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_source_is_for_a_profile_that_its_name_holds_between_separators() {
+        let environment = |names: &[&str]| ServerEnvironment {
+            version: None,
+            sources: names
+                .iter()
+                .map(|name| PropertySource {
+                    name: (*name).to_owned(),
+                    properties: Default::default(),
+                })
+                .collect(),
+        };
+        let table = [
+            ("file:/config-repo/accountservice-test.yml", "test", true),
+            (
+                "Config resource 'file [/config/accountservice-eu-west.yml]' via location",
+                "eu-west",
+                true,
+            ),
+            ("vault:accountservice,test", "test", true),
+            (
+                "file:/config-repo/accountservice-testing.yml",
+                "test",
+                false,
+            ),
+            ("file:/config-repo/accountservice.yml", "locl", false),
+            ("file:/config-repo/accountservice_test.yml", "test", false),
+        ];
+        for (name, profile, expected) in table {
+            assert_eq!(serves(&environment(&[name]), profile), expected, "{name}");
+        }
+        assert!(!serves(&environment(&[]), "test"));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::config::{EnvVars, InvalidSetting, RetryPolicy, Settings};
+use common::config::{
+    ConfigSource, EnvVars, InvalidSetting, LocalRepo, RetryPolicy, Settings, SettingsLoader,
+};
 use serde::{Deserialize, Serialize};
 
 /// Settings shaped like accountservice's.
@@ -59,6 +61,20 @@ impl Settings for TestSettings {
             ))
         }
     }
+}
+
+/// The keys every service must have, valid.
+pub const VALID: &str = "server_port: 6767\nserver_name: Accountservice LOCAL\n\
+                         amqp_server_url: amqp://guest:guest@127.0.0.1:5672/%2f\n";
+
+/// accountservice with the `local` profile from `repo`.
+pub fn local_loader(repo: &TempRepo, env: EnvVars) -> SettingsLoader {
+    SettingsLoader::with_source(
+        ConfigSource::Local(LocalRepo::new(repo.path())),
+        "accountservice",
+        "local",
+        env,
+    )
 }
 
 /// A captured fixture from `tests/fixtures/`.

@@ -52,33 +52,76 @@ async fn the_most_specific_file_wins_and_lists_are_replaced_whole() {
     assert!(sources[0].ends_with("svc-test.yml"), "{sources:?}");
     assert!(sources[3].ends_with("application.yml"), "{sources:?}");
 
+    repo.write("application-prod.yml", "log_level: warn\n");
     let plain = load(repo.path(), "prod")
         .await
-        .expect("loads without profile files");
+        .expect("loads with the shared profile file only");
     assert_eq!(plain.settings.server_name, "svc");
     assert_eq!(plain.settings.vip_account_ids, ["1", "2"]);
+}
+
+#[tokio::test]
+async fn a_profile_without_a_file_of_its_own_is_an_error_listing_the_profiles() {
+    let repo = TempRepo::new(&[
+        ("application.yml", "server_port: 1\n"),
+        ("svc.yml", "server_name: svc\n"),
+        ("svc-dev.yml", "server_name: dev\n"),
+        ("svc-test.yml", "server_name: test\n"),
+        ("application-local.yml", "server_name: local\n"),
+        ("other-prod.yml", "server_name: other\n"),
+    ]);
+
+    for profile in ["locl", "dev,locl", "prod"] {
+        let error = load(repo.path(), profile).await.expect_err(profile);
+        let missing = profile.rsplit(',').next().unwrap_or(profile);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "no configuration file matches profile \"{missing}\" for svc in {}/; \
+                 available profiles: dev, local, test",
+                repo.path().display()
+            ),
+            "{profile}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_folder_is_named_with_the_working_directory_and_the_flag() {
+    let repo = TempRepo::new(&[]);
+    let missing = repo.path().join("config-repo");
+
+    let error = load(&missing, "local").await.expect_err("no folder");
+    assert!(matches!(error, ConfigError::NoLocalRepo { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("folder {} does not exist", missing.display())),
+        "{message}"
+    );
+    assert!(message.contains("--config-repo"), "{message}");
 }
 
 #[tokio::test]
 async fn a_folder_without_files_for_the_service_is_a_clear_error() {
     let repo = TempRepo::new(&[("other.yml", "server_port: 1\n")]);
 
-    let error = load(repo.path(), "test")
-        .await
-        .expect_err("nothing to load");
+    let error = load(repo.path(), " , ").await.expect_err("nothing to load");
     assert!(matches!(error, ConfigError::NoLocalFiles { .. }), "{error}");
     let message = error.to_string();
     assert!(
         message.contains(&repo.path().display().to_string()),
         "{message}"
     );
-    assert!(message.contains("svc-test.yml"), "{message}");
+    assert!(message.contains("svc.yml"), "{message}");
     assert!(message.contains("--config-repo"), "{message}");
 }
 
 #[tokio::test]
 async fn a_broken_file_is_named() {
-    let repo = TempRepo::new(&[("svc.yml", "server_port: [unclosed\n")]);
+    let repo = TempRepo::new(&[
+        ("svc.yml", "server_port: [unclosed\n"),
+        ("svc-test.yml", "server_name: x\n"),
+    ]);
 
     let error = load(repo.path(), "test").await.expect_err("broken YAML");
     assert!(matches!(error, ConfigError::LocalFile { .. }), "{error}");

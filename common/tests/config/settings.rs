@@ -1,29 +1,24 @@
 //! The settings layers: errors that name the key, validation, and reloads.
 
-use common::config::{
-    BusEvent, ConfigError, ConfigSource, EnvVars, LocalRepo, Refreshable, SettingsLoader,
+use common::bootstrap::ServiceSettings;
+use common::config::{BusEvent, ConfigError, EnvVars, Refreshable, Settings};
+use serde::{Deserialize, Serialize};
+
+use crate::helpers::{
+    Quotes, TempRepo, TestSettings, VALID, fixture, local_loader as loader, no_env,
 };
 
-use crate::helpers::{TempRepo, TestSettings, fixture, no_env};
-
-const VALID: &str = "server_port: 6767\nserver_name: Accountservice LOCAL\n\
-                     amqp_server_url: amqp://guest:guest@127.0.0.1:5672/%2f\n";
-
-fn loader(repo: &TempRepo, env: EnvVars) -> SettingsLoader {
-    SettingsLoader::with_source(
-        ConfigSource::Local(LocalRepo::new(repo.path())),
-        "accountservice",
-        "local",
-        env,
-    )
+async fn load_error(content: &str, env: EnvVars) -> ConfigError {
+    load_error_as::<TestSettings>(content, env).await
 }
 
-async fn load_error(content: &str, env: EnvVars) -> ConfigError {
+async fn load_error_as<S: Settings>(content: &str, env: EnvVars) -> ConfigError {
     let repo = TempRepo::new(&[("accountservice-local.yml", content)]);
     loader(&repo, env)
-        .load_at_startup::<TestSettings>()
+        .load_at_startup::<S>()
         .await
-        .expect_err("invalid settings")
+        .err()
+        .expect("invalid settings")
 }
 
 #[tokio::test]
@@ -42,6 +37,39 @@ async fn a_missing_key_is_named_with_every_source_consulted() {
     assert!(message.contains("TestSettings"), "{message}");
     assert!(message.contains("accountservice-local.yml"), "{message}");
     assert!(message.contains("GOBLOG_SERVER_NAME"), "{message}");
+}
+
+#[tokio::test]
+async fn a_services_missing_or_wrong_key_is_named_in_either_part() {
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Own {
+        quotes: Quotes,
+    }
+    impl Settings for Own {}
+
+    let error = load_error_as::<ServiceSettings<Own>>("server_name: x\n", no_env()).await;
+    let message = error.to_string();
+    assert!(
+        matches!(&error, ConfigError::Invalid { key, .. } if key == "server_port"),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("setting `server_port` is missing"),
+        "{message}"
+    );
+
+    let wrong = format!("{VALID}quotes:\n  timeout_ms: soon\n");
+    let error = load_error_as::<ServiceSettings<Own>>(&wrong, no_env()).await;
+    let message = error.to_string();
+    assert!(
+        matches!(&error, ConfigError::Invalid { key, .. } if key == "quotes.timeout_ms"),
+        "{message}"
+    );
+    assert!(
+        message.contains("(from file:") && message.contains("accountservice-local.yml)"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

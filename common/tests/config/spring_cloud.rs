@@ -242,3 +242,74 @@ async fn a_missing_key_is_named_with_the_sources_consulted() {
     assert!(message.contains("environment"), "{message}");
     assert!(!message.contains("broker_url"), "{message}");
 }
+
+#[tokio::test]
+async fn a_profile_the_server_has_no_file_for_is_an_error_at_once() {
+    let server = MockServer::start().await;
+    // Spring answers an unknown profile with the application's plain files only.
+    Mock::given(method("GET"))
+        .and(path("/accountservice/test,locl/master"))
+        .respond_with(json("accountservice-test.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // ... and an application it has no file for with no property source at all.
+    let empty = serde_json::json!({
+        "name": "accountservice", "profiles": ["dev"], "label": null,
+        "version": null, "state": null, "propertySources": []
+    });
+    Mock::given(method("GET"))
+        .and(path("/accountservice/dev/master"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(empty))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let url = with_password(&server);
+    let shown = url.replace("secret", "***");
+
+    let error = loader(&url, "master", "test,locl", no_env())
+        .load_at_startup::<TestSettings>()
+        .await
+        .expect_err("locl has no file");
+    assert!(
+        matches!(&error, ConfigError::ProfileNotServed { profile, .. } if profile == "locl"),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "no configuration file matches profile \"locl\" for accountservice on config server \
+             {shown}/accountservice/test,locl/master; property sources served: \
+             https://example.org/goblog-config.git/accountservice-test.yml, \
+             https://example.org/goblog-config.git/application.yml; \
+             check --profile and --config-branch"
+        )
+    );
+
+    let error = loader(&url, "master", "dev", no_env())
+        .load_at_startup::<TestSettings>()
+        .await
+        .expect_err("no property source");
+    let message = error.to_string();
+    assert!(
+        message.contains("property sources served: none"),
+        "{message}"
+    );
+    assert!(!message.contains("secret"), "{message}");
+}
+
+#[tokio::test]
+async fn a_refused_password_is_named_as_what_to_check() {
+    let server = serve("/accountservice/test/master", ResponseTemplate::new(401)).await;
+
+    let error = load(&with_password(&server), "master", no_env())
+        .await
+        .expect_err("unauthorized");
+    let message = error.to_string();
+    assert!(message.contains("HTTP 401 Unauthorized"), "{message}");
+    assert!(
+        message.contains("check the user and password in --config-server-url"),
+        "{message}"
+    );
+    assert!(!message.contains("secret"), "{message}");
+}

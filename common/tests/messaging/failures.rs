@@ -37,9 +37,10 @@ fn picky(calls: Calls) -> (Arc<dyn Handler>, mpsc::UnboundedReceiver<String>) {
 
 #[tokio::test]
 async fn failing_and_poison_messages_are_dead_lettered_and_the_consumer_goes_on() {
+    let cleanup = Cleanup::new();
     let broker = Broker::connect().await;
     let client = client(&amqp_url()).await;
-    let queue = work_queue("deadletter");
+    let queue = work_queue(&cleanup, "deadletter");
     let calls = Calls::default();
     let (handler, mut processed) = picky(calls.clone());
     client
@@ -71,14 +72,25 @@ async fn failing_and_poison_messages_are_dead_lettered_and_the_consumer_goes_on(
         })
         .await;
 
-    let dead: Vec<_> = broker
-        .drain(&dlq)
-        .await
-        .into_iter()
-        .map(|m| String::from_utf8_lossy(&m.delivery.data).into_owned())
-        .collect();
+    let dead_letters = broker.drain(&dlq).await;
+    let dead: Vec<String> = dead_letters.iter().map(|m| m.text()).collect();
     assert!(dead.contains(&r#"{"kind":"flaky"}"#.to_owned()), "{dead:?}");
     assert!(dead.contains(&"{truncated".to_owned()), "{dead:?}");
+    // Each says where it came from and why, for whoever reads the DLQ.
+    for message in &dead_letters {
+        let death = message.properties.headers.get("x-death");
+        let first = death
+            .and_then(|d| d.as_list()?.first()?.as_table())
+            .unwrap_or_else(|| panic!("no x-death on {message:?}"));
+        assert_eq!(
+            first.get("queue").and_then(|q| q.as_str()),
+            Some(queue.name.as_str())
+        );
+        assert_eq!(
+            first.get("reason").and_then(|r| r.as_str()),
+            Some("rejected")
+        );
+    }
     assert_eq!(
         calls.count(r#"{"kind":"flaky"}"#),
         4,
@@ -88,14 +100,14 @@ async fn failing_and_poison_messages_are_dead_lettered_and_the_consumer_goes_on(
     assert_eq!(broker.queue_depth(&queue.name).await, Some(0));
 
     client.close().await.expect("closes");
-    broker.delete_work_queue(&queue.name).await;
 }
 
 #[tokio::test]
 async fn an_unroutable_message_is_an_error_not_a_silent_success() {
+    let cleanup = Cleanup::new();
     let broker = Broker::connect().await;
     let client = client(&amqp_url()).await;
-    let exchange = ExchangeSpec::topic(unique("nowhere"));
+    let exchange = ExchangeSpec::topic(cleanup.exchange(unique("nowhere")));
     let error = client
         .publish(&exchange, "no.queue.bound", message(&json!({})))
         .await
@@ -106,21 +118,20 @@ async fn an_unroutable_message_is_an_error_not_a_silent_success() {
     );
 
     // The publisher channel is still usable afterwards.
-    let queue = work_queue("after-return");
+    let queue = work_queue(&cleanup, "after-return");
     client
         .publish_on_queue(&queue, message(&json!({})))
         .await
         .expect("published");
+    assert_eq!(broker.queue_depth(&queue.name).await, Some(1));
     client.close().await.expect("closes");
-    broker.delete(&[], &[&exchange.name]).await;
-    broker.delete_work_queue(&queue.name).await;
 }
 
 #[tokio::test]
 async fn a_queue_declared_with_other_arguments_is_named_in_the_error() {
-    let broker = Broker::connect().await;
+    let cleanup = Cleanup::new();
     let client = client(&amqp_url()).await;
-    let name = unique("mismatch");
+    let name = cleanup.work_queue(unique("mismatch"));
     let classic = QueueSpec::work_queue(&name, QueueType::Classic);
     let quorum = QueueSpec::work_queue(&name, QueueType::Quorum);
     client
@@ -157,7 +168,6 @@ async fn a_queue_declared_with_other_arguments_is_named_in_the_error() {
     for client in [client, other] {
         client.close().await.expect("closes");
     }
-    broker.delete_work_queue(&name).await;
 }
 
 #[tokio::test]

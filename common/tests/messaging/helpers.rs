@@ -12,7 +12,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub use test_support::{Broker, TcpProxy, amqp_url, unique};
+pub use test_support::{Broker, Cleanup, TcpProxy, amqp_url, unique};
 
 /// How long a test waits for something that should take milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -41,15 +41,36 @@ pub async fn client(url: &str) -> AmqpMessaging {
         .expect("connects to the test broker")
 }
 
+/// Awaits `future`, panicking after `PATIENCE`: a test fails rather than hangs.
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {PATIENCE:?} waiting until {what}"))
+}
+
+/// Waits until `client`'s link status satisfies `check`.
+pub async fn status_until(
+    client: &impl Messaging,
+    what: &str,
+    check: impl FnMut(&LinkStatus) -> bool,
+) {
+    let mut status = client.status();
+    within(what, status.wait_for(check))
+        .await
+        .expect("the client's status is still published");
+}
+
 /// Cuts the proxy's connections and refuses new ones; returns once `client` noticed.
 pub async fn cut(proxy: &TcpProxy, client: &impl Messaging) {
     let mut status = client.status();
     proxy.refuse(true);
     proxy.cut();
-    status
-        .wait_for(|s| *s == LinkStatus::Reconnecting)
-        .await
-        .expect("status");
+    within(
+        "the client notices the cut",
+        status.wait_for(|s| *s == LinkStatus::Reconnecting),
+    )
+    .await
+    .expect("the client's status is still published");
 }
 
 /// A JSON message of no particular type.
@@ -57,8 +78,10 @@ pub fn message(body: &serde_json::Value) -> OutgoingMessage {
     OutgoingMessage::json("test", body).expect("a JSON value encodes")
 }
 
-pub fn work_queue(prefix: &str) -> QueueSpec {
-    QueueSpec::work_queue(unique(prefix), QueueType::Quorum)
+/// A quorum work queue of the test's own, deleted with its dead-letter queue and exchange
+/// when `cleanup` drops.
+pub fn work_queue(cleanup: &Cleanup, prefix: &str) -> QueueSpec {
+    QueueSpec::work_queue(cleanup.work_queue(unique(prefix)), QueueType::Quorum)
 }
 
 /// A handler that forwards every message it gets to a channel and succeeds.
@@ -74,11 +97,8 @@ pub fn recorder() -> (Arc<dyn Handler>, mpsc::UnboundedReceiver<IncomingMessage>
     (Arc::new(handler), rx)
 }
 
-/// Receives `count` messages or panics after `PATIENCE`.
-pub async fn receive(
-    rx: &mut mpsc::UnboundedReceiver<IncomingMessage>,
-    count: usize,
-) -> Vec<IncomingMessage> {
+/// Receives `count` messages (or whatever a handler sends) or panics after `PATIENCE`.
+pub async fn receive<T>(rx: &mut mpsc::UnboundedReceiver<T>, count: usize) -> Vec<T> {
     let mut got = Vec::with_capacity(count);
     while got.len() < count {
         match tokio::time::timeout(PATIENCE, rx.recv()).await {
@@ -106,4 +126,20 @@ impl Calls {
             .filter(|b| *b == body)
             .count()
     }
+}
+
+/// Asserts that no message of `queue` (a quorum queue) is left unacked, once its consumers are
+/// closed: when the queue no longer counts a consumer, what that consumer had not acked is
+/// ready again.
+pub async fn assert_all_acked(broker: &Broker, queue: &str) {
+    broker
+        .wait_until("the consumers are gone", PATIENCE, || async {
+            broker.consumer_count(queue).await == 0
+        })
+        .await;
+    assert_eq!(
+        broker.queue_depth(queue).await,
+        Some(0),
+        "messages of {queue} were not acked"
+    );
 }

@@ -14,11 +14,11 @@ async fn proxy() -> TcpProxy {
 
 #[tokio::test]
 async fn nothing_published_before_during_or_after_a_cut_is_lost() {
-    let broker = Broker::connect().await;
+    let cleanup = Cleanup::new();
     let proxy = proxy().await;
     let publisher = client(&proxy.amqp_url()).await;
     let consumer = client(&proxy.amqp_url()).await;
-    let queue = work_queue("cut");
+    let queue = work_queue(&cleanup, "cut");
     let (handler, mut rx) = recorder();
     let subscription = consumer
         .subscribe_to_queue(&queue, "test", handler)
@@ -27,7 +27,6 @@ async fn nothing_published_before_during_or_after_a_cut_is_lost() {
 
     const BATCH: usize = 200;
     const TOTAL: usize = 3 * BATCH;
-    let (mut publisher_status, mut consumer_status) = (publisher.status(), consumer.status());
     let mut sends = tokio::task::JoinSet::new();
     let mut send_batch = |batch: usize| {
         for i in batch * BATCH..(batch + 1) * BATCH {
@@ -48,21 +47,18 @@ async fn nothing_published_before_during_or_after_a_cut_is_lost() {
     proxy.refuse(true);
     proxy.cut();
     // During: published while both clients are reconnecting.
-    publisher_status
-        .wait_for(|s| *s == LinkStatus::Reconnecting)
-        .await
-        .expect("status");
-    consumer_status
-        .wait_for(|s| *s == LinkStatus::Reconnecting)
-        .await
-        .expect("status");
+    let reconnecting = |s: &LinkStatus| *s == LinkStatus::Reconnecting;
+    status_until(&publisher, "the publisher reconnects", reconnecting).await;
+    status_until(&consumer, "the consumer reconnects", reconnecting).await;
     send_batch(1);
     proxy.refuse(false);
     // After: published once the connection is back.
-    publisher_status
-        .wait_for(LinkStatus::is_connected)
-        .await
-        .expect("status");
+    status_until(
+        &publisher,
+        "the publisher is back",
+        LinkStatus::is_connected,
+    )
+    .await;
     send_batch(2);
 
     let mut published = HashSet::new();
@@ -93,11 +89,11 @@ async fn nothing_published_before_during_or_after_a_cut_is_lost() {
     for client in [publisher, consumer] {
         client.close().await.expect("closes");
     }
-    broker.delete_work_queue(&queue.name).await;
 }
 
 #[tokio::test]
 async fn a_publish_during_a_long_outage_fails_with_a_typed_error_after_its_bound() {
+    let cleanup = Cleanup::new();
     let broker = Broker::connect().await;
     let proxy = proxy().await;
     let mut settings = settings(&proxy.amqp_url());
@@ -105,7 +101,7 @@ async fn a_publish_during_a_long_outage_fails_with_a_typed_error_after_its_bound
     let client = common::messaging::AmqpMessaging::connect(settings)
         .await
         .expect("connects");
-    let queue = work_queue("outage");
+    let queue = work_queue(&cleanup, "outage");
     cut(&proxy, &client).await;
     let message = message(&json!({}));
     let error = client
@@ -119,11 +115,7 @@ async fn a_publish_during_a_long_outage_fails_with_a_typed_error_after_its_bound
     assert!(error.is_transient());
 
     proxy.refuse(false);
-    client
-        .status()
-        .wait_for(LinkStatus::is_connected)
-        .await
-        .expect("status");
+    status_until(&client, "the client is back", LinkStatus::is_connected).await;
     client
         .publish_on_queue(&queue, message)
         .await
@@ -131,14 +123,14 @@ async fn a_publish_during_a_long_outage_fails_with_a_typed_error_after_its_bound
     assert_eq!(broker.queue_depth(&queue.name).await, Some(1));
 
     client.close().await.expect("closes");
-    broker.delete_work_queue(&queue.name).await;
 }
 
 #[tokio::test]
 async fn a_consumer_whose_queue_is_deleted_comes_back() {
+    let cleanup = Cleanup::new();
     let broker = Broker::connect().await;
     let client = client(&amqp_url()).await;
-    let queue = work_queue("cancelled");
+    let queue = work_queue(&cleanup, "cancelled");
     let (handler, mut rx) = recorder();
     let mut subscription = client
         .subscribe_to_queue(&queue, "test", handler)
@@ -147,10 +139,12 @@ async fn a_consumer_whose_queue_is_deleted_comes_back() {
     assert!(subscription.is_active());
 
     broker.delete_work_queue(&queue.name).await;
-    subscription.wait_until(false).await;
-    tokio::time::timeout(PATIENCE, subscription.wait_until(true))
-        .await
-        .expect("re-subscribed");
+    within(
+        "the broker cancels the consumer",
+        subscription.wait_until(false),
+    )
+    .await;
+    within("the consumer re-subscribes", subscription.wait_until(true)).await;
 
     client
         .publish_on_queue(&queue, message(&json!({})))
@@ -158,14 +152,14 @@ async fn a_consumer_whose_queue_is_deleted_comes_back() {
         .expect("published");
     receive(&mut rx, 1).await;
     client.close().await.expect("closes");
-    broker.delete_work_queue(&queue.name).await;
 }
 
 #[tokio::test]
 async fn close_lets_in_flight_handlers_finish_and_ack() {
+    let cleanup = Cleanup::new();
     let broker = Broker::connect().await;
     let client = client(&amqp_url()).await;
-    let queue = work_queue("graceful");
+    let queue = work_queue(&cleanup, "graceful");
     let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
     let (release, gate) = tokio::sync::watch::channel(false);
     let handler = common::messaging::HandlerFn(move |_| {
@@ -195,7 +189,7 @@ async fn close_lets_in_flight_handlers_finish_and_ack() {
         let client = client.clone();
         async move { client.close().await }
     });
-    subscription.wait_until(false).await;
+    within("the consumer stops", subscription.wait_until(false)).await;
     assert_eq!(
         broker.queue_depth(&queue.name).await,
         Some(0),
@@ -203,19 +197,19 @@ async fn close_lets_in_flight_handlers_finish_and_ack() {
     );
     release.send_replace(true);
     closing.await.expect("task").expect("closes");
-    assert_eq!(
-        broker.queue_depth(&queue.name).await,
-        Some(0),
-        "all three were acked before the connection closed"
-    );
-    broker.delete_work_queue(&queue.name).await;
+    // All three were acked before the connection closed.
+    assert_all_acked(&broker, &queue.name).await;
 }
 
 #[tokio::test]
 async fn one_subscription_stops_while_the_others_go_on() {
+    let cleanup = Cleanup::new();
     let broker = Broker::connect().await;
     let client = client(&amqp_url()).await;
-    let (stopped_queue, kept_queue) = (work_queue("stopped"), work_queue("kept"));
+    let (stopped_queue, kept_queue) = (
+        work_queue(&cleanup, "stopped"),
+        work_queue(&cleanup, "kept"),
+    );
     let (stopped_handler, mut stopped_rx) = recorder();
     let (kept_handler, mut kept_rx) = recorder();
     let stopped = client
@@ -247,7 +241,4 @@ async fn one_subscription_stops_while_the_others_go_on() {
     );
 
     client.close().await.expect("closes");
-    for queue in [&stopped_queue, &kept_queue] {
-        broker.delete_work_queue(&queue.name).await;
-    }
 }

@@ -28,9 +28,9 @@ async fn append(client: &impl Messaging, stream: &StreamSpec, numbers: std::ops:
 
 #[tokio::test]
 async fn every_reader_sees_the_whole_stream_in_order_from_its_offset() {
-    let broker = Broker::connect().await;
+    let cleanup = Cleanup::new();
     let client = client(&amqp_url()).await;
-    let stream = StreamSpec::new(unique("stream"));
+    let stream = StreamSpec::new(cleanup.queue(unique("stream")));
     append(&client, &stream, 0..10).await;
 
     let (first, mut first_rx) = recorder();
@@ -60,16 +60,15 @@ async fn every_reader_sees_the_whole_stream_in_order_from_its_offset() {
     assert_eq!(numbers(&receive(&mut late_rx, 3).await), vec![7, 8, 9]);
 
     client.close().await.expect("closes");
-    broker.delete(&[&stream.name], &[]).await;
 }
 
 #[tokio::test]
 async fn a_reader_resumes_after_a_cut_where_it_left_off() {
-    let broker = Broker::connect().await;
+    let cleanup = Cleanup::new();
     let proxy = TcpProxy::start("127.0.0.1:5672".parse().expect("addr")).await;
     let writer = client(&amqp_url()).await;
     let reader = client(&proxy.amqp_url()).await;
-    let stream = StreamSpec::new(unique("stream-cut"));
+    let stream = StreamSpec::new(cleanup.queue(unique("stream-cut")));
     append(&writer, &stream, 0..5).await;
     let (handler, mut rx) = recorder();
     reader
@@ -88,5 +87,4 @@ async fn a_reader_resumes_after_a_cut_where_it_left_off() {
     for client in [writer, reader] {
         client.close().await.expect("closes");
     }
-    broker.delete(&[&stream.name], &[]).await;
 }

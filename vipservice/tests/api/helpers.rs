@@ -14,7 +14,7 @@ use common::messaging::{
 };
 use common::notification::{MESSAGE_TYPE, VipNotification};
 use serde_json::Value;
-use test_support::{Broker, TestDatabase, amqp_url, unique};
+use test_support::{Broker, Cleanup, TestDatabase, amqp_url, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
@@ -34,7 +34,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// A queue, a config bus and an offers database of one test's own, and a config repo in a
-/// temp dir.
+/// temp dir. What it declares on the broker is deleted when it drops, also when the test fails.
 pub struct Setup {
     pub broker: Broker,
     pub queue: String,
@@ -43,6 +43,7 @@ pub struct Setup {
     pub database: TestDatabase,
     /// The URL the instances use: the database's own, or one through a proxy.
     database_url: String,
+    _cleanup: Cleanup,
 }
 
 impl Setup {
@@ -57,13 +58,16 @@ impl Setup {
     }
 
     async fn with(database: TestDatabase) -> Self {
+        let cleanup = Cleanup::new();
+        let queue = cleanup.work_queue(unique("vip_queue"));
         let setup = Self {
             broker: Broker::connect().await,
-            queue: unique("vip_queue"),
-            bus: unique("springCloudBus"),
+            queue,
+            bus: cleanup.exchange(unique("springCloudBus")),
             dir: tempfile::tempdir().expect("temp dir"),
             database_url: database.url().to_owned(),
             database,
+            _cleanup: cleanup,
         };
         setup.write_config("");
         setup
@@ -188,9 +192,9 @@ impl Setup {
             .await;
     }
 
+    /// Deletes what the test declared (the guard does, as it drops).
     pub async fn cleanup(self) {
-        self.broker.delete_work_queue(&self.queue).await;
-        self.broker.delete(&[], &[&self.bus]).await;
+        drop(self);
     }
 }
 

@@ -78,7 +78,7 @@ async fn poison_bodies_are_dead_lettered_and_consumption_goes_on() {
         })
         .await;
     let dead = setup.broker.drain(&dlq).await;
-    let mut bodies: Vec<Vec<u8>> = dead.iter().map(|m| m.delivery.data.clone()).collect();
+    let mut bodies: Vec<Vec<u8>> = dead.into_iter().map(|m| m.body).collect();
     let mut expected: Vec<Vec<u8>> = poisons.iter().map(|name| fixture(name)).collect();
     bodies.sort();
     expected.sort();

@@ -7,15 +7,18 @@
 #   ./copyall.sh            build the static binaries and the images, deploy or update
 #
 # 1. Static release binaries (no libc needed at run time, so the images are FROM scratch).
-# 2. Images: accountservice and vipservice from docker/*.Dockerfile; RabbitMQ from a
-#    debootstrapped Debian root fs (scripts/build-rabbitmq-image.sh, cached).
+# 2. Images: accountservice and vipservice from docker/*.Dockerfile; RabbitMQ and PostgreSQL
+#    from debootstrapped Debian root file systems (scripts/build-rabbitmq-image.sh and
+#    scripts/build-postgres-image.sh, their bases cached).
 # 3. `docker stack deploy` of docker/docker-stack.yml (creates what is missing, updates changed
 #    specs), then `docker service update --image IMAGE --force` for the services that were
 #    already running: their image tag is unchanged, so only --force rolls them onto the new
-#    binaries.
+#    binaries. RabbitMQ and PostgreSQL (one task, one volume each: stop-first, so a short
+#    outage) are rolled only when their image is not the one their task runs.
 #
 # Environment: GOBLOG_STACK (stack name, default goblog), ACCOUNTSERVICE_IMAGE,
-# VIPSERVICE_IMAGE, RABBITMQ_IMAGE, GOBLOG_CONFIG_REPO, and every variable of the stack file.
+# VIPSERVICE_IMAGE, RABBITMQ_IMAGE, POSTGRES_IMAGE, GOBLOG_CONFIG_REPO, and every variable of
+# the stack file.
 # Set GOBLOG_STACK_FILES to deploy more compose files on top (e.g. the config-server one).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,6 +27,7 @@ STACK="${GOBLOG_STACK:-goblog}"
 export ACCOUNTSERVICE_IMAGE="${ACCOUNTSERVICE_IMAGE:-goblog-rs/accountservice:latest}"
 export VIPSERVICE_IMAGE="${VIPSERVICE_IMAGE:-goblog-rs/vipservice:latest}"
 export RABBITMQ_IMAGE="${RABBITMQ_IMAGE:-goblog-rs/rabbitmq:latest}"
+export POSTGRES_IMAGE="${POSTGRES_IMAGE:-goblog-rs/postgres:latest}"
 export GOBLOG_CONFIG_REPO="${GOBLOG_CONFIG_REPO:-$PWD/config-repo}"
 read -r -a stack_files <<<"${GOBLOG_STACK_FILES:-docker/docker-stack.yml}"
 
@@ -52,6 +56,7 @@ build_service_image() {
 build_service_image accountservice "$ACCOUNTSERVICE_IMAGE"
 build_service_image vipservice "$VIPSERVICE_IMAGE"
 scripts/build-rabbitmq-image.sh
+scripts/build-postgres-image.sh
 
 # Swarm configs and secrets are immutable: name them after their content, so an edited file
 # becomes a new config that the services roll onto, and an unchanged one is reused.
@@ -85,6 +90,23 @@ for svc in accountservice:"$ACCOUNTSERVICE_IMAGE" vipservice:"$VIPSERVICE_IMAGE"
   fi
 done
 
+# The image a service's running task was started from, by id ("" when none runs here).
+running_image() {
+  local id
+  id=$(docker ps -q --filter "label=com.docker.swarm.service.name=$1" | head -n 1)
+  [ -z "$id" ] || docker inspect -f '{{.Image}}' "$id"
+}
+for svc in rabbitmq:"$RABBITMQ_IMAGE" postgres:"$POSTGRES_IMAGE"; do
+  name="${STACK}_${svc%%:*}" image="${svc#*:}"
+  grep -qx "$name" <<<"$existing" || continue
+  running=$(running_image "$name")
+  if [ -n "$running" ] && [ "$running" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
+    say "updating $name onto its rebuilt image (stop-first: it is away for a moment)"
+    docker service update --quiet --no-resolve-image --image "$image" --force "$name" >/dev/null
+  fi
+done
+
 say "deployed. accountservice: http://127.0.0.1:6767/accounts/10000"
 say "RabbitMQ management: http://127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}/"
+say "offers database: docker exec -it \$(docker ps -q -f label=com.docker.swarm.service.name=${STACK}_postgres) psql -d offers"
 say "vipservice ports: docker port CONTAINER 6868 (one ephemeral host port per replica)"

@@ -2,9 +2,10 @@
 # Checks the deployment files without deploying anything (no Docker engine needed, only the
 # docker client): CI runs it on every change.
 #
-# 1. `docker stack config` renders both stack files (syntax, schema, variable defaults).
-# 2. `bash -n` parses copyall.sh, the scripts and their helpers (scripts/lib/); shellcheck
-#    too where installed.
+# 1. `docker stack config` renders both stack files (syntax, schema, variable defaults), and
+#    every file they and the Dockerfiles name exists (configs, secrets, COPY sources).
+# 2. `bash -n` parses copyall.sh, the deployment scripts and the images' own scripts (the
+#    brokers' health check, PostgreSQL's entrypoint); shellcheck too where installed.
 # 3. The release binaries built as copyall.sh builds them are static (`ldd`), since the
 #    images are FROM scratch and have no libc or loader to offer a dynamic one.
 #
@@ -27,12 +28,30 @@ for files in "docker/docker-stack.yml" "docker/docker-stack.yml docker/docker-st
   if out=$(docker stack config "${args[@]}" 2>&1 >/dev/null); then pass; else flunk "$out"; fi
 done
 
-scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping)
+# Every file a Swarm config or secret is made from (the stack files' `file:` keys, rendered),
+# and every COPY source of the Debian-based images (their contexts are docker/<name>/).
+check "files the stack files and Dockerfiles name"
+missing=""
+rendered=$(docker stack config -c docker/docker-stack.yml -c docker/docker-stack.config-server.yml 2>/dev/null || true)
+while read -r file; do
+  [ -f "$file" ] || missing+=" $file"
+done < <(awk '$1 == "file:" {print $2}' <<<"$rendered")
+for name in rabbitmq postgres; do
+  while read -r src; do
+    [ -f "docker/$name/$src" ] || missing+=" docker/$name/$src"
+  done < <(awk '$1 == "COPY" {for (i = 2; i < NF; i++) if ($i !~ /^--/) print $i}' "docker/$name.Dockerfile")
+done
+if [ -z "$rendered" ]; then flunk "the stack files do not render (above)"
+elif [ -z "$missing" ]; then pass
+else flunk "missing:$missing"; fi
+
+scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping docker/postgres/entrypoint)
 check "bash -n ${scripts[*]}"
 if out=$(for s in "${scripts[@]}"; do bash -n "$s" || exit 1; done 2>&1); then pass; else flunk "$out"; fi
 if command -v shellcheck >/dev/null 2>&1; then
   check "shellcheck"
-  if out=$(shellcheck "${scripts[@]}" 2>&1); then pass; else flunk $'\n'"$out"; fi
+  # -x: follow the `source`d scripts/lib files.
+  if out=$(shellcheck -x "${scripts[@]}" 2>&1); then pass; else flunk $'\n'"$out"; fi
 fi
 
 check "static release binaries (ldd)"

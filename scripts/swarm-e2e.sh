@@ -4,17 +4,27 @@
 #  1. a Docker engine: installs Debian's docker.io and starts dockerd if none answers
 #  2. a swarm: `docker swarm init` if this engine is in none
 #  3. images and stack: ./copyall.sh (static binaries, images, docker stack deploy)
-#  4. health: RabbitMQ, accountservice and vipservice healthy (polled, with a deadline)
-#  5. `curl /accounts/10000` → vipservice logs "Got a message", GET /offers/10000 has an offer
+#  4. health: RabbitMQ, PostgreSQL (and vipservice's role logging in to it over the overlay
+#     network, with the secret's password), accountservice and vipservice (polled, with a
+#     deadline)
+#  5. `curl /accounts/10000` → one offer in the offers database, GET /offers/10000 lists it
 #  6. `docker service scale vipservice=2` → four VIP reads are split 2/2 across the replicas
-#  7. `docker service update --force vipservice` during a paced VIP load → nothing is lost
-#  8. removes the stack, and leaves the swarm and stops dockerd only if this script began them
+#  7. `docker service update --force vipservice` during a paced VIP load → every read answered
+#     200 is exactly one offer in the database (rows counted, none twice), and GET
+#     /offers/10000 is the same on both new replicas
+#  8. `docker service update --force postgres` (a new task on the same volume) → the offers
+#     are all still there, and the replicas, back to healthy, record the next one
+#  9. removes the stack and its volumes, and leaves the swarm and stops dockerd only if this
+#     script began them
 #
+# The database is read with psql through `docker exec` into the postgres task (it publishes no
+# port); each vipservice replica is reached on its own host-mode port (`docker port`).
 # One line per step; exits non-zero at the first failure (cleanup still runs, via a trap).
 #
 #   scripts/swarm-e2e.sh              the whole walkthrough
-#   scripts/swarm-e2e.sh --broker-only  steps 1-4 for RabbitMQ only (the service images are
-#                                     built and deployed, their health is not awaited)
+#   scripts/swarm-e2e.sh --broker-only  steps 1-4 for RabbitMQ and PostgreSQL only (the
+#                                     service images are built and deployed, their health is
+#                                     not awaited)
 #
 # Environment: GOBLOG_STACK (default goblog-e2e), GOBLOG_CONFIG_REPO (default config-repo/),
 # E2E_DEADLINE (seconds to wait for each health state, default 180), LOGS_DIR (default logs/).
@@ -69,7 +79,7 @@ cleanup() {
   if [ "$deployed_stack" = true ]; then
     # Keep the logs of a failed run for whoever reads CI's output.
     # Per container, bounded: `docker service logs` can hang once a task has been replaced.
-    for svc in rabbitmq accountservice vipservice; do
+    for svc in rabbitmq postgres accountservice vipservice; do
       for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=${STACK}_$svc"); do
         echo "== container $id"
         timeout 20 docker logs "$id" 2>&1
@@ -77,21 +87,32 @@ cleanup() {
     done
     step "docker stack rm $STACK"
     docker stack rm "$STACK" >/dev/null 2>&1
-    # The network and volume go only once every container is gone.
+    # The network and volumes go only once every container is gone.
     if wait_for no_stack_containers; then
       # `stack rm` removes the network too, unless a container was still attached then.
       if docker network inspect "${STACK}_goblog" >/dev/null 2>&1; then
         docker network rm "${STACK}_goblog" >/dev/null 2>&1
       fi
-      docker volume rm "${STACK}_rabbitmq-data" >/dev/null 2>&1
-      ok
+      local volume left=""
+      for volume in "${STACK}_rabbitmq-data" "${STACK}_postgres-data"; do
+        if docker volume inspect "$volume" >/dev/null 2>&1; then
+          docker volume rm "$volume" >/dev/null 2>&1 || left+=" $volume"
+        fi
+      done
+      if [ -z "$left" ]; then ok; else echo "could not remove volume(s)$left"; fi
     else
       printf 'containers still there after %ss\n' "$DEADLINE"
     fi
   fi
   if [ "$initialised_swarm" = true ]; then
     step "docker swarm leave --force (this script initialised it)"
-    if docker swarm leave --force >/dev/null 2>&1; then ok; else echo "failed"; fi
+    if docker swarm leave --force >/dev/null 2>&1; then
+      # The bridge `swarm init` made for the node's containers outlives the swarm.
+      docker network rm docker_gwbridge >/dev/null 2>&1
+      ok
+    else
+      echo "failed"
+    fi
   fi
   if [ -n "$started_dockerd_pid" ]; then
     step "stop dockerd (pid $started_dockerd_pid, started by this script)"
@@ -171,6 +192,24 @@ step "RabbitMQ healthy"
 wait_for service_healthy rabbitmq 1 || fail "not healthy within ${DEADLINE}s"
 ok "$(docker stats --no-stream --format '{{.MemUsage}}' "$(containers_of rabbitmq)" | cut -d/ -f1)"
 
+# One SQL query on the offers database, as the postgres user on the task's own socket;
+# unaligned, one row per line, '|' between columns.
+offers_sql() {
+  timeout 30 docker exec "$(containers_of postgres)" psql -X -q -At -v ON_ERROR_STOP=1 -d offers -c "$1"
+}
+# As vipservice connects: by the service name over the overlay network, role vipservice, the
+# password from the secret mounted in the task (it never leaves the container).
+vipservice_role_logs_in() {
+  # shellcheck disable=SC2016 # expanded by the container's bash
+  timeout 30 docker exec "$(containers_of postgres)" bash -c \
+    'PGPASSWORD=$(tr -d "\r\n" </run/secrets/offers_db_password) psql -X -At -h postgres -U vipservice -d offers -c "SELECT current_user"' |
+    grep -qx vipservice
+}
+step "PostgreSQL healthy, role vipservice logs in over the overlay network"
+wait_for service_healthy postgres 1 || fail "not healthy within ${DEADLINE}s"
+vipservice_role_logs_in || fail "psql -h postgres -U vipservice -d offers (password from the secret) did not log in"
+ok "$(offers_sql 'SHOW server_version' | cut -d' ' -f1), $(docker stats --no-stream --format '{{.MemUsage}}' "$(containers_of postgres)" | cut -d/ -f1)"
+
 if [ "$BROKER_ONLY" = true ]; then
   step "service steps"
   ok "skipped (--broker-only)"
@@ -183,38 +222,32 @@ wait_for service_healthy vipservice 1 || fail "vipservice not healthy within ${D
 wait_for curl -fsS http://127.0.0.1:6767/health || fail "http://127.0.0.1:6767/health"
 ok
 
-# "Got a message" lines in one container's log.
+# "Got a message" lines in one container's log: which replica consumed what (the database
+# does not record the replica), for the 2/2 split of step 6 only.
 messages_in() { docker logs "$1" 2>&1 | grep -c "Got a message" || true; }
-# A function, so that wait_for polls it afresh (an argument "$(...)" is evaluated only once).
-has_message() { [ "$(messages_in "$1")" -ge 1 ]; }
-# The host port of a vipservice container's 6868 (host mode, ephemeral).
+# The host port of a vipservice container's 6868 (host mode, ephemeral): each replica directly.
 vip_port() { docker port "$1" 6868/tcp | head -n 1 | sed 's/.*://'; }
-# Distinct notifications consumed by every vipservice task, past and present, counted by
-# message_id (accountservice gives each notification one, kept across redeliveries): a
-# redelivered notification is the same one, not a loss. Text or JSON log lines alike.
-# Read per container, stopped ones too (the swarm keeps a replaced task's container): `docker
-# service logs` hangs on this engine once a task has been replaced.
-distinct_consumed() {
-  local id
-  for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=${STACK}_vipservice"); do
-    timeout 20 docker logs "$id" 2>&1
-  done | grep "Got a message" |
-    grep -oE 'message_id[=":]+[0-9a-fA-F-]+' | sed -E 's/^message_id[=":]+//' | sort -u | wc -l
-}
+# GET /offers/10000 from one vipservice container.
+offers_from() { curl -fsS --max-time 10 "http://127.0.0.1:$(vip_port "$1")/offers/10000"; }
+# Offers in the database: "rows|distinct message ids".
+offer_rows() { offers_sql "SELECT count(*), count(DISTINCT message_id) FROM offers"; }
+# Functions, so that wait_for polls them afresh (an argument "$(...)" is evaluated only once).
+has_offers() { [ "$(offers_sql "SELECT count(*) FROM offers WHERE account_id = '10000'")" -ge "$1" ]; }
 queue_depth() {
   timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
     awk '$1 == "vip_queue" {print $2 + $3}'
 }
 
 # --- 5. one VIP read → consumed -------------------------------------------------------------
-step "curl /accounts/10000 → vipservice got the message, /offers/10000 has it"
+step "curl /accounts/10000 → one offer in the database, /offers/10000 lists it"
 body=$(curl -fsS http://127.0.0.1:6767/accounts/10000) || fail "GET /accounts/10000"
 grep -q '"id":"10000"' <<<"$body" || fail "unexpected body: $body"
-vip=$(containers_of vipservice)
-wait_for has_message "$vip" || fail "no 'Got a message' in vipservice's log"
-# The offer is made once the claim ledger has ordered the claim, a moment after the log line.
-wait_for curl -fsS "http://127.0.0.1:$(vip_port "$vip")/offers/10000" || fail "GET /offers/10000"
-ok
+wait_for has_offers 1 || fail "no offer for account 10000 in the database within ${DEADLINE}s"
+[ "$(offer_rows)" = "1|1" ] || fail "the database holds $(offer_rows) (rows|distinct ids) offers, not 1|1"
+first=$(offers_sql "SELECT message_id FROM offers")
+listed=$(offers_from "$(containers_of vipservice)") || fail "GET /offers/10000"
+grep -qF "\"$first\"" <<<"$listed" || fail "GET /offers/10000 does not list $first: $listed"
+ok "offer $first"
 
 # --- 6. scale to two: four reads split 2/2 --------------------------------------------------
 step "docker service scale vipservice=2 → four VIP reads split 2/2"
@@ -239,8 +272,9 @@ fi
 ok
 
 # --- 7. rolling update under load loses nothing ---------------------------------------------
-step "docker service update --force vipservice during VIP load → nothing lost"
-consumed_before=$(distinct_consumed)
+step "docker service update --force vipservice during VIP load → each 200 one offer, replicas agree"
+rows_before=$(offer_rows)
+rows_before=${rows_before%%|*}
 load_log="$LOGS_DIR/swarm-e2e-load.log"
 stop_load="$LOGS_DIR/.swarm-e2e-stop-load"
 rm -f "$stop_load"
@@ -261,10 +295,43 @@ wait "$load_pid" || true
 rm -f "$stop_load"
 [ "$update_ok" = true ] || fail "docker service update --force"
 sent=$(grep -c '^200$' "$load_log" || true)
+other=$(grep -vc '^200$' "$load_log" || true)
 [ "$sent" -gt 0 ] || fail "no VIP read succeeded during the update"
-all_consumed() { [ $(($(distinct_consumed) - consumed_before)) -ge "$sent" ] && [ "$(queue_depth)" = 0 ]; }
-wait_for all_consumed ||
-  fail "$sent reads answered 200, $(($(distinct_consumed) - consumed_before)) notifications consumed, vip_queue holds $(queue_depth)"
-ok "$sent notifications, all consumed, vip_queue empty"
+# offer.min_interval_ms is 0 (config-repo/vipservice.yml): every notification is an offer.
+new_rows() { local r; r=$(offer_rows) && echo $((${r%%|*} - rows_before)); }
+all_offered() { [ "$(queue_depth)" = 0 ] && [ "$(new_rows)" -ge "$sent" ]; }
+wait_for all_offered ||
+  fail "$sent reads answered 200, $(new_rows) new offers in the database, vip_queue holds $(queue_depth)"
+rows=$(offer_rows)
+[ "$(new_rows)" -eq "$sent" ] ||
+  fail "$sent reads answered 200 ($other not), but $(new_rows) new offers in the database"
+[ "${rows%%|*}" = "${rows#*|}" ] || fail "offers: ${rows%%|*} rows but ${rows#*|} distinct message ids"
+# Both replicas of the new generation, each asked directly: one answer, from the database.
+wait_for service_healthy vipservice 2 || fail "two vipservice replicas not healthy after the update"
+replicas=()
+for id in $(containers_of vipservice); do replicas+=("$id"); done
+a=$(offers_from "${replicas[0]}") || fail "GET /offers/10000 from ${replicas[0]}"
+b=$(offers_from "${replicas[1]}") || fail "GET /offers/10000 from ${replicas[1]}"
+[ "$a" = "$b" ] || fail "GET /offers/10000 differs between the replicas: $(wc -c <<<"$a") vs $(wc -c <<<"$b") bytes"
+# Every offer listed is one of the database's (message ids are UUIDs: safe inside quotes).
+mapfile -t ids < <(grep -oE '"messageId":"[^"]+"' <<<"$a" | cut -d'"' -f4)
+listed=${#ids[@]}
+[ "$listed" -gt 0 ] || fail "GET /offers/10000 lists no offer: $a"
+in_list=$(printf "'%s'," "${ids[@]}")
+in_db=$(offers_sql "SELECT count(*) FROM offers WHERE account_id = '10000' AND message_id IN (${in_list%,})")
+[ "$in_db" -eq "$listed" ] || fail "/offers/10000 lists $listed offers, $in_db of them in the database"
+ok "$sent reads answered 200 ($other not) = $(new_rows) new offers, ${rows%%|*} rows = ${rows#*|} ids; /offers/10000 equal on both replicas ($listed listed)"
 
-# --- 8. cleanup: the EXIT trap removes the stack and restores the swarm/engine state --------
+# --- 8. a new database task on the same volume keeps every offer -----------------------------
+step "docker service update --force postgres → offers kept, replicas healthy again, next read offered"
+rows_before=$(offer_rows)
+timeout "$DEADLINE" docker service update --quiet --force "${STACK}_postgres" >/dev/null ||
+  fail "docker service update --force postgres"
+wait_for service_healthy postgres 1 || fail "postgres not healthy within ${DEADLINE}s"
+[ "$(offer_rows)" = "$rows_before" ] || fail "offers were $rows_before (rows|ids), now $(offer_rows)"
+wait_for service_healthy vipservice 2 || fail "vipservice replicas not healthy again within ${DEADLINE}s"
+curl -fsS -o /dev/null http://127.0.0.1:6767/accounts/10000 || fail "GET /accounts/10000"
+wait_for has_offers $((${rows_before%%|*} + 1)) || fail "no offer for the read after the database restart"
+ok "${rows_before%%|*} offers kept, $(offer_rows | cut -d'|' -f1) after one more read"
+
+# --- 9. cleanup: the EXIT trap removes the stack and restores the swarm/engine state --------

@@ -90,15 +90,11 @@ impl Broker {
         Ok(())
     }
 
-    /// Deletes `queue`, `queue.dlq`, the vipservices' ledger `queue.ledger`, the exchange
-    /// `queue.dlx` and `bus` (missing ones are fine).
+    /// Deletes `queue`, `queue.dlq`, the exchange `queue.dlx` and `bus` (missing ones are
+    /// fine).
     pub async fn delete(&self, queue: &str, bus: Option<&str>) -> Result<(), Error> {
         let channel = self.link().await?.connection.create_channel().await?;
-        for q in [
-            queue.to_owned(),
-            format!("{queue}.dlq"),
-            format!("{queue}.ledger"),
-        ] {
+        for q in [queue.to_owned(), format!("{queue}.dlq")] {
             channel
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await?;

@@ -81,8 +81,8 @@ struct Args {
     #[arg(long = "pid-file", value_parser = rss::parse_watched)]
     pid_files: Vec<Watched>,
     /// File where the fault scenario writes `down <unix ms>` and `back <unix ms>` around the
-    /// broker's outage; read after the drain, to report the errors during it and the time from
-    /// the broker back to the first offer.
+    /// outage it causes (broker or database); read after the drain, to report the errors
+    /// during it and the time from its end to the first offer.
     #[arg(long)]
     outage_file: Option<PathBuf>,
     /// Raw publish-with-confirms rate into a quorum queue (msg/s, from raw-lapin), to

@@ -1,6 +1,6 @@
 //! The outage a fault scenario caused, as `scripts/loadtest.sh` records it in a file: a line
-//! `down <unix ms>` when it took the broker away, a line `back <unix ms>` once the broker
-//! accepted connections again.
+//! `down <unix ms>` when it took something away (the broker stopped or blocked, the offers
+//! database stopped), a line `back <unix ms>` once it was back.
 
 use std::path::Path;
 
@@ -51,7 +51,7 @@ impl Outage {
         }
     }
 
-    /// The moment the broker was back.
+    /// The moment the outage ended.
     pub fn back(self) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp_millis(i64::try_from(self.back_ms).ok()?)
     }
@@ -63,10 +63,10 @@ pub struct OutageReport {
     pub down_unix_ms: u64,
     pub back_unix_ms: u64,
     pub seconds: f64,
-    /// Requests that failed (HTTP status or transport) while the broker was away.
+    /// Requests that failed (HTTP status or transport) during the outage.
     pub http_errors_during: u64,
-    /// From the broker back to the first offer committed after it (`offeredAt` is the commit
-    /// of the claim); `None` if no offer was committed after it.
+    /// From the end of the outage to the first offer committed after it (`offeredAt` is the
+    /// offer's commit); `None` if no offer was committed after it.
     pub seconds_back_to_first_offer: Option<f64>,
 }
 
@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn measures_from_the_broker_back_to_the_first_offer() {
+    fn measures_from_the_end_of_the_outage_to_the_first_offer() {
         let outage = Outage {
             down_ms: 1_000,
             back_ms: 6_500,

@@ -68,8 +68,8 @@ pub struct OfferFigures {
     pub by_phase: Vec<u64>,
     /// The latest `offeredAt`: when the last notification became an offer.
     pub last_offered_at: Option<DateTime<Utc>>,
-    /// The earliest `offeredAt` later than the instant asked for (the broker back after an
-    /// outage): when the pipeline committed its first offer again.
+    /// The earliest `offeredAt` later than the instant asked for (the end of an outage): when
+    /// the pipeline committed its first offer again.
     pub first_offered_after: Option<DateTime<Utc>>,
 }
 

@@ -79,7 +79,7 @@ pub struct Report {
     pub offers_per_s: f64,
     pub vip_replicas: usize,
     pub peak_rss_kb: BTreeMap<String, u64>,
-    /// The broker's outage and what it cost, in the fault scenarios that record one.
+    /// The outage (broker or database) and what it cost, in the fault scenarios that record one.
     pub outage: Option<OutageReport>,
     pub against_go: Vec<Row>,
     pub raw_limits: Option<RawLimits>,
@@ -184,11 +184,11 @@ impl Report {
         ));
         if let Some(o) = self.outage {
             rows.push((
-                "broker outage / HTTP errors in it",
+                "outage / HTTP errors in it",
                 format!("{:.1} s / {}", o.seconds, o.http_errors_during),
             ));
             rows.push((
-                "broker back → first offer",
+                "outage over → first offer",
                 o.seconds_back_to_first_offer
                     .map_or("no offer after it".to_owned(), |s| format!("{s:.2} s")),
             ));

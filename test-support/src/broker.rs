@@ -82,7 +82,7 @@ impl Broker {
         self.inspect(queue).await.map_or(0, |q| q.consumers)
     }
 
-    /// Whether the queue (or stream) exists.
+    /// Whether the queue exists.
     pub async fn exists(&self, queue: &str) -> bool {
         self.inspect(queue).await.is_some()
     }

@@ -17,7 +17,7 @@ use crate::amqp_url;
 /// never hang on its cleanup.
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// Records the queues, streams and exchanges a test declares and deletes them on drop.
+/// Records the queues and exchanges a test declares and deletes them on drop.
 ///
 /// Create it first in a test, so that it is dropped last, after the clients and services that
 /// use those objects. Deleting happens on a thread of its own with its own runtime and
@@ -81,7 +81,7 @@ impl Cleanup {
         self
     }
 
-    /// Records a queue or a stream; returns its name.
+    /// Records a queue; returns its name.
     pub fn queue(&self, name: impl Into<String>) -> String {
         let name = name.into();
         self.record(|declared| declared.queues.push(name.clone()));

@@ -1,7 +1,7 @@
 //! Helpers for goblog-rs integration tests, which run against the real RabbitMQ.
 //!
 //! - [`unique`]: names no other test (or test run) uses, so tests run in parallel.
-//! - [`Cleanup`]: a guard that deletes the queues, streams and exchanges a test declared when
+//! - [`Cleanup`]: a guard that deletes the queues and exchanges a test declared when
 //!   it is dropped, so a failing test leaves nothing on the broker either.
 //! - [`Broker`]: a plain connection to inspect queues, publish raw bytes and take messages.
 //! - [`TestDatabase`]: a SQLite file or PostgreSQL database of one test's own, dropped after.

@@ -51,8 +51,6 @@ pub struct IncomingMessage {
     pub routing_key: String,
     /// The broker delivered it before (to this or another consumer) without an ack.
     pub redelivered: bool,
-    /// Its position, for a message read from a stream.
-    pub stream_offset: Option<u64>,
 }
 
 impl IncomingMessage {
@@ -66,7 +64,6 @@ impl IncomingMessage {
             timestamp: None,
             routing_key: String::new(),
             redelivered: false,
-            stream_offset: None,
         }
     }
 

@@ -25,7 +25,7 @@ pub use error::MessagingError;
 pub use message::{Handler, HandlerError, HandlerFn, IncomingMessage, OutgoingMessage};
 pub use settings::MessagingSettings;
 pub use status::LinkStatus;
-pub use topology::{ExchangeKind, ExchangeSpec, QueueSpec, QueueType, StreamOffset, StreamSpec};
+pub use topology::{ExchangeKind, ExchangeSpec, QueueSpec, QueueType};
 
 /// The messaging operations the services use. Implemented over lapin by [`AmqpMessaging`];
 /// with the `mock` feature, `MockMessaging` stands in for it in handler tests.
@@ -64,25 +64,6 @@ pub trait Messaging: Send + Sync + 'static {
     async fn subscribe_to_queue(
         &self,
         queue: &QueueSpec,
-        consumer_name: &str,
-        handler: Arc<dyn Handler>,
-    ) -> Result<Subscription, MessagingError>;
-
-    /// Appends to a stream (declared on first use); returns once the broker confirmed it.
-    async fn publish_on_stream(
-        &self,
-        stream: &StreamSpec,
-        message: OutgoingMessage,
-    ) -> Result<(), MessagingError>;
-
-    /// Reads a stream from `from`, one message at a time and in the stream's order, each
-    /// message with its [`IncomingMessage::stream_offset`]. After a lost connection it resumes
-    /// after the last message handled. Retrying has no meaning on a log: a message the
-    /// handler fails is logged and passed over.
-    async fn subscribe_to_stream(
-        &self,
-        stream: &StreamSpec,
-        from: StreamOffset,
         consumer_name: &str,
         handler: Arc<dyn Handler>,
     ) -> Result<Subscription, MessagingError>;

@@ -4,7 +4,6 @@
 //! services never declare anything themselves.
 
 use std::fmt;
-use std::time::Duration;
 
 /// The AMQP exchange types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,41 +101,4 @@ impl QueueSpec {
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dlq", self.name)
     }
-}
-
-/// A durable RabbitMQ stream: an append-only log that every reader sees whole and in the same
-/// order, each from an offset of its own. Messages leave only by age or by size, never by
-/// being consumed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StreamSpec {
-    pub name: String,
-    /// Segments older than this are deleted.
-    pub max_age: Duration,
-    /// Past this size the oldest segments are deleted.
-    pub max_bytes: u64,
-    /// Messages on their way to a reader at once. A stream is handled one message at a time,
-    /// so a few keep the reader busy; more only buffer, and a reader catching up on a backlog
-    /// would buffer this many messages of the stream.
-    pub prefetch: u16,
-}
-
-impl StreamSpec {
-    /// Retention by default: a week, at most 1 GiB; 64 messages in flight to a reader.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            max_bytes: 1 << 30,
-            prefetch: 64,
-        }
-    }
-}
-
-/// Where a stream reader starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamOffset {
-    /// The oldest message the stream still holds.
-    First,
-    /// The message at this offset (or the oldest one, if retention removed it).
-    At(u64),
 }

@@ -13,7 +13,7 @@ use common::messaging::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use test_support::{Broker, amqp_url, unique};
+use test_support::{Cleanup, amqp_url, unique};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
 
@@ -157,9 +157,10 @@ async fn info(base: &str) -> Value {
 #[tokio::test]
 async fn a_refresh_for_this_service_reloads_it_a_lookalike_does_not_and_both_are_handled_in_order()
 {
-    let broker = Broker::connect().await;
+    // First, so that it is dropped last: the bus exchange goes, passed or failed.
+    let cleanup = Cleanup::new();
     let dir = tempfile::tempdir().expect("temp dir");
-    let bus_name = unique("springCloudBus");
+    let bus_name = cleanup.exchange(unique("springCloudBus"));
     write_config(dir.path(), "before");
     let running = start(dir.path(), &bus_name).await;
     let first = info(&running.base).await;
@@ -244,7 +245,6 @@ async fn a_refresh_for_this_service_reloads_it_a_lookalike_does_not_and_both_are
     running.stop.send(()).expect("service running");
     running.stopped.await.expect("service task");
     client.close().await.expect("closes");
-    broker.delete(&[], &[&bus_name]).await;
 }
 
 /// What a test's own `tracing` subscriber writes.
@@ -300,9 +300,10 @@ async fn an_unknown_key_is_warned_about_once_and_a_refresh_warns_only_about_new_
         .finish();
     // The test runs on one thread, the service's tasks included: they all log here.
     let _logging = tracing::subscriber::set_default(subscriber);
-    let broker = Broker::connect().await;
+    // First, so that it is dropped last: the bus exchange goes, passed or failed.
+    let cleanup = Cleanup::new();
     let dir = tempfile::tempdir().expect("temp dir");
-    let bus_name = unique("springCloudBus");
+    let bus_name = cleanup.exchange(unique("springCloudBus"));
     write_config_with(dir.path(), "typo", "vip_acount_ids: ['1']\n");
     let running = start(dir.path(), &bus_name).await;
     let file = config_file(dir.path()).display().to_string();
@@ -330,7 +331,6 @@ async fn an_unknown_key_is_warned_about_once_and_a_refresh_warns_only_about_new_
     running.stop.send(()).expect("service running");
     running.stopped.await.expect("service task");
     client.close().await.expect("closes");
-    broker.delete(&[], &[&bus_name]).await;
 }
 
 /// A port nothing listens on: bound, then let go.

@@ -3,7 +3,7 @@
 //! succeeded, retries transient failures a bounded number of times, dead-letters the rest, and
 //! re-subscribes after a lost connection or a broker-side cancel.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
@@ -13,7 +13,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, ErrorKind};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::{sleep, timeout};
@@ -23,8 +23,7 @@ use tracing::{debug, error, info, warn};
 use super::session::Session;
 use super::{Shared, declare};
 use crate::messaging::{
-    ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, QueueSpec, StreamOffset,
-    StreamSpec,
+    ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, QueueSpec,
 };
 
 /// How long an ack, nack or cancel may take before we give up on it (the broker then
@@ -40,22 +39,14 @@ pub(super) enum Source {
         binding_key: String,
         queue: String,
     },
-    /// A stream read in order; `next` is where the next subscription starts.
-    Stream {
-        spec: StreamSpec,
-        next: Mutex<StreamOffset>,
-    },
 }
 
 impl Source {
     /// Work queues take `prefetch` messages at a time, handled concurrently; an exchange
-    /// subscription (the config bus) handles its events one at a time, in order. A stream is
-    /// handled in order too, but its handler only reads: its spec's `prefetch` messages may be
-    /// on their way meanwhile.
+    /// subscription (the config bus) handles its events one at a time, in order.
     fn prefetch(&self, work_queue_prefetch: u16) -> u16 {
         match self {
             Self::WorkQueue(_) => work_queue_prefetch.max(1),
-            Self::Stream { spec, .. } => spec.prefetch.max(1),
             Self::Exchange { .. } => 1,
         }
     }
@@ -64,23 +55,7 @@ impl Source {
         match self {
             Self::WorkQueue(spec) => &spec.name,
             Self::Exchange { queue, .. } => queue,
-            Self::Stream { spec, .. } => &spec.name,
         }
-    }
-
-    /// The `basic.consume` arguments: where a stream subscription starts.
-    fn consume_args(&self) -> FieldTable {
-        let mut args = FieldTable::default();
-        if let Self::Stream { next, .. } = self {
-            let offset = match *next.lock().unwrap_or_else(PoisonError::into_inner) {
-                StreamOffset::First => AMQPValue::LongString("first".into()),
-                StreamOffset::At(at) => {
-                    AMQPValue::LongLongInt(i64::try_from(at).unwrap_or(i64::MAX))
-                }
-            };
-            args.insert(STREAM_OFFSET.into(), offset);
-        }
-        args
     }
 }
 
@@ -159,9 +134,9 @@ pub(super) async fn run(
     }
 }
 
-/// Refusals that pass by themselves. A stream declared a moment ago (by this or another
-/// client) refuses consumers until its member on the node has started, and RabbitMQ 3.10 may
-/// even close the connection (a hard error) if the consume comes first: subscribe again.
+/// Refusals that pass by themselves: a queue declared a moment ago (by this or another client)
+/// may refuse consumers until its member on the node has started ("does not have a replica on
+/// the local node"), and a hard error closes the connection: subscribe again.
 fn is_passing(error: &MessagingError) -> bool {
     let MessagingError::Broker { source, .. } = error else {
         return false;
@@ -221,14 +196,13 @@ async fn subscribe_and_consume(
         } => {
             declare::instance_queue(&channel, exchange, queue, binding_key).await?;
         }
-        Source::Stream { spec, .. } => declare::stream(&channel, spec).await?,
     }
     let mut deliveries = channel
         .basic_consume(
             ShortString::from(queue),
             ShortString::from(consumer.tag.as_str()),
             BasicConsumeOptions::default(),
-            consumer.source.consume_args(),
+            FieldTable::default(),
         )
         .await
         .map_err(broker("starting to consume"))?;
@@ -257,19 +231,6 @@ async fn subscribe_and_consume(
             delivery = deliveries.next() => delivery,
         };
         match delivery {
-            Some(Ok(delivery)) if matches!(consumer.source, Source::Stream { .. }) => {
-                let read = Read {
-                    delivery,
-                    stream: queue,
-                    handler: consumer.handler.as_ref(),
-                };
-                if let (Source::Stream { next, .. }, Some(offset)) =
-                    (&consumer.source, read.pass().await)
-                {
-                    *next.lock().unwrap_or_else(PoisonError::into_inner) =
-                        StreamOffset::At(offset.saturating_add(1));
-                }
-            }
             Some(Ok(delivery)) => {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return Ok(End::Stopped);
@@ -352,38 +313,6 @@ impl Delivered {
     }
 }
 
-/// One message read from a stream, handled on the consuming task itself so that messages are
-/// handled in the stream's order.
-struct Read<'a> {
-    delivery: Delivery,
-    stream: &'a str,
-    handler: &'a dyn Handler,
-}
-
-impl Read<'_> {
-    /// Hands the message to the handler once and acks it, which on a stream only grants credit
-    /// for the next one: a log cannot redeliver or dead-letter. Returns the message's offset.
-    async fn pass(self) -> Option<u64> {
-        let message = incoming(&self.delivery);
-        let offset = message.stream_offset;
-        if let Err(reason) = self.handler.handle(message).await {
-            warn!(stream = self.stream, ?offset, %reason, "passing over a stream message its handler failed");
-        }
-        let acked = timeout(
-            ACK_TIMEOUT,
-            self.delivery.acker.ack(BasicAckOptions::default()),
-        )
-        .await;
-        if !matches!(acked, Ok(Ok(true))) {
-            debug!(stream = self.stream, ?offset, "stream ack not delivered");
-        }
-        offset
-    }
-}
-
-/// The header a stream puts on each message it delivers: the message's offset.
-const STREAM_OFFSET: &str = "x-stream-offset";
-
 fn incoming(delivery: &Delivery) -> IncomingMessage {
     let properties = &delivery.properties;
     IncomingMessage {
@@ -394,10 +323,5 @@ fn incoming(delivery: &Delivery) -> IncomingMessage {
         timestamp: *properties.timestamp(),
         routing_key: delivery.routing_key.to_string(),
         redelivered: delivery.redelivered,
-        stream_offset: properties
-            .headers()
-            .as_ref()
-            .and_then(|headers| headers.inner().get(STREAM_OFFSET)?.as_long_long_int())
-            .and_then(|offset| u64::try_from(offset).ok()),
     }
 }

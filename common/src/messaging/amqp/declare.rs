@@ -6,9 +6,7 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ErrorKind, ExchangeKind as LapinExchangeKind};
 
-use crate::messaging::{
-    ExchangeKind, ExchangeSpec, MessagingError, QueueSpec, QueueType, StreamSpec,
-};
+use crate::messaging::{ExchangeKind, ExchangeSpec, MessagingError, QueueSpec, QueueType};
 
 /// Declares a durable exchange.
 pub(super) async fn exchange(channel: &Channel, spec: &ExchangeSpec) -> Result<(), MessagingError> {
@@ -38,28 +36,6 @@ pub(super) async fn work_queue(
     declare_exchange(channel, &dlx, ExchangeKind::Direct).await?;
     declare_queue(channel, &dlq, durable(), queue_type_args(spec.queue_type)).await?;
     bind(channel, &dlq, &dlx, &spec.name).await
-}
-
-/// Segments of a stream, the unit its retention deletes: small enough that age and size
-/// limits are kept to within a few percent.
-const STREAM_SEGMENT_BYTES: i64 = 64 << 20;
-
-/// Declares a durable stream with its retention.
-pub(super) async fn stream(channel: &Channel, spec: &StreamSpec) -> Result<(), MessagingError> {
-    let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), long_string("stream"));
-    let max_age = format!("{}s", spec.max_age.as_secs().max(1));
-    args.insert("x-max-age".into(), long_string(&max_age));
-    let max_bytes = i64::try_from(spec.max_bytes).unwrap_or(i64::MAX);
-    args.insert(
-        "x-max-length-bytes".into(),
-        AMQPValue::LongLongInt(max_bytes),
-    );
-    args.insert(
-        "x-stream-max-segment-size-bytes".into(),
-        AMQPValue::LongLongInt(STREAM_SEGMENT_BYTES.min(max_bytes)),
-    );
-    declare_queue(channel, &spec.name, durable(), args).await
 }
 
 /// Declares this instance's own queue on `exchange`: exclusive and auto-delete, so it goes

@@ -23,7 +23,7 @@ use self::publish::Target;
 use self::session::{Declared, Session};
 use crate::messaging::{
     ExchangeSpec, Handler, LinkStatus, Messaging, MessagingError, MessagingSettings,
-    OutgoingMessage, QueueSpec, StreamOffset, StreamSpec, Subscription,
+    OutgoingMessage, QueueSpec, Subscription,
 };
 
 /// How long `close` waits for the broker to confirm the connection's close.
@@ -178,7 +178,7 @@ impl AmqpMessaging {
         Ok(Subscription::new(queue, active_rx, stop, ended_rx))
     }
 
-    /// Publishes through the default exchange straight to the queue (or stream) `name`, which
+    /// Publishes through the default exchange straight to the queue `name`, which
     /// `declare` creates on first use on each connection.
     async fn publish_direct<F, Fut>(
         &self,
@@ -239,17 +239,6 @@ impl Messaging for AmqpMessaging {
         .await
     }
 
-    async fn publish_on_stream(
-        &self,
-        stream: &StreamSpec,
-        message: OutgoingMessage,
-    ) -> Result<(), MessagingError> {
-        self.publish_direct(&stream.name, &message, |channel| async move {
-            declare::stream(&channel, stream).await
-        })
-        .await
-    }
-
     async fn subscribe(
         &self,
         exchange: &ExchangeSpec,
@@ -277,20 +266,6 @@ impl Messaging for AmqpMessaging {
     ) -> Result<Subscription, MessagingError> {
         self.start_consumer(Source::WorkQueue(queue.clone()), consumer_name, handler)
             .await
-    }
-
-    async fn subscribe_to_stream(
-        &self,
-        stream: &StreamSpec,
-        from: StreamOffset,
-        consumer_name: &str,
-        handler: Arc<dyn Handler>,
-    ) -> Result<Subscription, MessagingError> {
-        let source = Source::Stream {
-            spec: stream.clone(),
-            next: std::sync::Mutex::new(from),
-        };
-        self.start_consumer(source, consumer_name, handler).await
     }
 
     fn status(&self) -> watch::Receiver<LinkStatus> {

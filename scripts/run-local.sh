@@ -2,8 +2,10 @@
 # shellcheck disable=SC2317 # functions run through traps and wait_for, which shellcheck cannot follow
 # The system on this machine, as the original article walks through it on Swarm: a broker
 # (started or installed if none answers), accountservice and two vipservice replicas with the
-# `local` profile, then the walkthrough: four VIP reads of account 10000, each replica getting
-# two of the notifications and offering, and vip_queue left empty.
+# `local` profile, both replicas on one offers database (a SQLite file in the run's folder),
+# then the walkthrough: four VIP reads of account 10000, each replica getting two of the
+# notifications, both replicas answering the same four offers for 10000, and vip_queue left
+# empty.
 #
 #   scripts/run-local.sh           # run, replay the walkthrough, keep running until Ctrl-C
 #   scripts/run-local.sh --check   # replay the walkthrough and stop; non-zero if a step failed
@@ -19,8 +21,8 @@
 #
 # It refuses to start when one of its ports is taken, and names the process holding it.
 # Each run has a folder of its own, logs/run-<UTC time>-<pid>/ (logs/latest points to the
-# newest): one log per service and data/ with the services' stores, so two runs never share
-# a file. While it waits and after each step it checks that the services it started are
+# newest): one log per service and data/ with accountservice's store and the offers database
+# both replicas share, so two runs never share a file. While it waits and after each step it checks that the services it started are
 # alive; when one is not, it prints that service's last ERROR/WARN lines, the end of its log
 # and the log's path, and fails. The walkthrough passes only if the processes listening on
 # the ports are the ones this run started, and the logs it reads are this run's; as root on
@@ -86,14 +88,12 @@ data_dir=$run_dir/data
 mkdir -p "$data_dir"
 ln -s "$run_name" "logs/.latest.$$" && mv -Tf "logs/.latest.$$" logs/latest
 log_of() { echo "$run_dir/$1.log"; }
-step "this run's logs and stores: $run_dir/ (logs/latest)"
+step "this run's logs, accountservice's store and the offers database: $run_dir/ (logs/latest)"
 
-# ---- vipservice's store: the one place that says where a replica keeps it ----------------
-# Today each replica has its own redb file (setting store.path). When vipservice takes
-# offers.database_url instead (both replicas sharing ONE sqlite file), the line becomes:
-#   vip_store_env() { echo "GOBLOG_OFFERS__DATABASE_URL=sqlite://$data_dir/vipservice.db?mode=rwc"; }
-vip_store_env() { echo "GOBLOG_STORE__PATH=$data_dir/vipservice-$1.redb"; }
-# --------------------------------------------------------------------------------------------
+# vipservice keeps no state of its own: both replicas open ONE offers database, this run's
+# SQLite file (offers.database_url; the local profile's default is data/vipservice.db).
+offers_db=$data_dir/vipservice.db
+vip_store_env() { echo "GOBLOG_OFFERS__DATABASE_URL=sqlite://$offers_db?mode=rwc"; }
 account_store_env() { echo "GOBLOG_STORE__PATH=$data_dir/accountservice.redb"; }
 
 # True while PID runs (a zombie, dead but not yet reaped, does not count).
@@ -225,8 +225,8 @@ start() {
 }
 ports_free # once more: the build may have taken minutes
 start accountservice "$(account_store_env)"
-start vipservice-1 "$(vip_store_env 1)"
-start vipservice-2 "$(vip_store_env 2)"
+start vipservice-1 "$(vip_store_env)"
+start vipservice-2 "$(vip_store_env)"
 for name in "${names[@]}"; do
   wait_for "$name healthy on :${port_of[$name]}" healthy "$name"
   step "$name (pid ${pid_of[$name]}) serves http://127.0.0.1:${port_of[$name]}/health: 200"
@@ -270,15 +270,26 @@ both_got_two() {
   done
 }
 wait_for "each vipservice replica logs two 'Got a message' lines" both_got_two
-# An offer is made once the claim ledger has ordered its claim: a moment after the log line.
-offers_on() { serves_its_port "$1" && curl -sf "http://127.0.0.1:${port_of[$1]}/offers/10000" >/dev/null; }
 for name in vipservice-1 vipservice-2; do
   got=$(($(got_messages "$name") - before[$name]))
   [ "$got" = 2 ] || fail "$name got $got notifications, not 2 ($(log_of "$name"))"
-  wait_for "$name lists offers for 10000" offers_on "$name"
-  offers=$(curl -sf "http://127.0.0.1:${port_of[$name]}/offers/10000") || fail "GET /offers/10000 on $name"
-  step "$name got 2 notifications; its offers for 10000: ${offers:0:160}…"
+  step "$name got 2 notifications"
 done
+
+# The offers live in the database both replicas share, this run's own: once the four
+# notifications are committed (a moment after their log lines), each replica answers the same
+# four offers for 10000.
+offers_of() { curl -sf "http://127.0.0.1:${port_of[$1]}/offers/10000"; }
+offer_count() { grep -o '"messageId"' <<<"$1" | wc -l; }
+same_four_offers() {
+  serves_its_port vipservice-1 && serves_its_port vipservice-2 || return 1
+  offers_1=$(offers_of vipservice-1) && offers_2=$(offers_of vipservice-2) || return 1
+  [ "$(offer_count "$offers_1")" -ge 4 ] && [ "$offers_1" = "$offers_2" ]
+}
+wait_for "GET /offers/10000 answering the same 4 offers on both replicas ($offers_db)" same_four_offers
+[ "$(offer_count "$offers_1")" = 4 ] ||
+  fail "GET /offers/10000 lists $(offer_count "$offers_1") offers, not 4, for this run's 4 VIP reads: $offers_1"
+step "GET /offers/10000 is the same on :${port_of[vipservice-1]} and :${port_of[vipservice-2]}: 4 offers, e.g. ${offers_1:0:160}…"
 
 queue_empty() { [ "$(vip_queue_field messages)" = 0 ]; }
 if $have_rabbitmqctl; then
@@ -297,7 +308,7 @@ cat <<INFO
 
   accountservice  http://127.0.0.1:$ACCOUNT_PORT/accounts/10000   /health /info /metrics
   vipservice      http://127.0.0.1:${VIP_PORTS[0]}/offers/10000     http://127.0.0.1:${VIP_PORTS[1]}/offers/10000
-  logs, stores    $run_dir/  (logs/latest)
+  logs, data      $run_dir/  (logs/latest; offers database: $offers_db)
 
 Running until Ctrl-C.
 INFO

@@ -124,7 +124,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# A signal (CI's timeout, ^C) ends the current step with a line saying so; the cleanup runs.
+trap 'printf "interrupted by a signal\n"; exit 130' INT TERM
 
 no_stack_containers() {
   [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ]

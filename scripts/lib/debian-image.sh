@@ -4,8 +4,10 @@
 #
 # 1. A base image: a Debian bookworm root file system made by
 #    `debootstrap --variant=minbase --include=PACKAGES` from the mirror this machine's apt
-#    already uses, then `docker import`ed. This is the slow part (a minute or two), so it is
-#    skipped when the image exists: Docker's image store is the cache.
+#    already uses, brought up to date from bookworm-updates and bookworm-security (where this
+#    machine's apt names them), then `docker import`ed. This is the slow part (a minute or
+#    two), so it is skipped when the image exists: Docker's image store is the cache, and
+#    --rebuild-base takes newer security updates.
 # 2. The image itself, from its Dockerfile on top of that base (config, entrypoint, health
 #    check): seconds, and rebuilt every time so that config edits take effect (unchanged
 #    inputs hit the build cache, so the image id stays the same).
@@ -19,16 +21,17 @@ debian_image_tool=$(basename "$0" .sh)
 say() { printf '%s: %s\n' "$debian_image_tool" "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-# The Debian mirror apt is configured with here, for $DEBIAN_SUITE (not -security/-updates).
-# Never a hard-coded host: machines of this project reach only the mirror their apt sources
-# name. Reads deb822 *.sources stanzas (URIs:/Suites:) and one-line *.list entries, as apt does.
+# debian_mirror [SUITE]: the Debian mirror apt is configured with here for SUITE (default
+# $DEBIAN_SUITE; e.g. $DEBIAN_SUITE-security has a mirror of its own). Never a hard-coded host:
+# machines of this project reach only the mirror their apt sources name. Reads deb822
+# *.sources stanzas (URIs:/Suites:) and one-line *.list entries, as apt does.
 debian_mirror() {
-  local files=() f
+  local suite=${1:-$DEBIAN_SUITE} files=() f
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] && files+=("$f")
   done
   [ ${#files[@]} -gt 0 ] || return 1
-  awk -v suite="$DEBIAN_SUITE" '
+  awk -v suite="$suite" '
     # one-line format: deb [opts] URI SUITE COMPONENTS...
     /^[[:space:]]*deb[[:space:]]/ {
       n = split($0, f, /[[:space:]]+/); i = 2
@@ -65,7 +68,40 @@ cleanup_rootfs() {
   local mnt
   awk -v r="$rootfs" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r |
     while read -r mnt; do umount -l "$mnt" || true; done
-  rm -rf "$rootfs" "$rootfs.log"
+  rm -rf "$rootfs" "$rootfs.log" "$rootfs.upgrade.log"
+}
+
+# Brings the root file system's packages up to date from $DEBIAN_SUITE-updates and
+# $DEBIAN_SUITE-security, from the mirrors this machine's apt names for them (debootstrap
+# installs from one suite only). Daemons are kept from starting meanwhile (policy-rc.d).
+upgrade_rootfs() {
+  local mirror=$1 security log="$rootfs.upgrade.log"
+  {
+    echo "deb $mirror $DEBIAN_SUITE main"
+    if debian_mirror "$DEBIAN_SUITE-updates" >/dev/null; then
+      echo "deb $(debian_mirror "$DEBIAN_SUITE-updates") $DEBIAN_SUITE-updates main"
+    fi
+    if security=$(debian_mirror "$DEBIAN_SUITE-security"); then
+      echo "deb $security $DEBIAN_SUITE-security main"
+    fi
+  } >"$rootfs/etc/apt/sources.list"
+  if [ "$(wc -l <"$rootfs/etc/apt/sources.list")" -eq 1 ]; then
+    say "no $DEBIAN_SUITE-updates or -security mirror in this machine's apt sources: no upgrade"
+    return 0
+  fi
+  printf '#!/bin/sh
+exit 101
+' >"$rootfs/usr/sbin/policy-rc.d"
+  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+  say "apt-get upgrade from $(grep -c . "$rootfs/etc/apt/sources.list") suites"
+  if ! DEBIAN_FRONTEND=noninteractive chroot "$rootfs" sh -c \
+    'apt-get update -qq && apt-get -y -q -o Dpkg::Options::=--force-confold upgrade' >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "apt-get upgrade in the root file system failed (log above)"
+  fi
+  say "apt-get upgrade: $(grep -E '^[0-9]+ upgraded' "$log" || echo 'done')"
+  rm -f "$rootfs/usr/sbin/policy-rc.d" "$log"
+  stop_chroot_processes
 }
 
 # build_debian_base BASE_IMAGE PACKAGES [TRIM_PATH...]
@@ -96,8 +132,9 @@ build_debian_base() {
   fi
   say "debootstrap took $((SECONDS - started)) s"
   stop_chroot_processes
+  upgrade_rootfs "$mirror"
 
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/* \
     "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
     "$rootfs"/var/log/*.log
   for path in "$@"; do

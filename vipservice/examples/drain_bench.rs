@@ -87,6 +87,10 @@ struct Args {
     /// The consumer's prefetch (`amqp.prefetch`); the service default when absent
     #[arg(long)]
     prefetch: Option<u16>,
+    /// Keep the service's logs in this folder (they go with the temp dir otherwise); set
+    /// `RUST_LOG` to choose what they hold
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -244,7 +248,12 @@ impl Bench {
     }
 
     async fn spawn(&self, name: &str) -> Result<Vip> {
-        let log = self.dir.path().join(format!("{name}.log"));
+        let log = self
+            .args
+            .log_dir
+            .as_deref()
+            .unwrap_or(self.dir.path())
+            .join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log).context("log file")?;
         let mut command = Command::new(&self.vipservice);
         command

@@ -1,8 +1,9 @@
 //! [`OfferDb`]: the offers database every replica shares, SQLite or PostgreSQL through sqlx's
 //! `Any` driver, and the one transaction that records a group of notifications.
 //!
-//! One schema and one query text serve both backends: `$N` placeholders (SQLite accepts them),
-//! `INSERT .. ON CONFLICT`, `RETURNING`, BIGINT microseconds for instants.
+//! One schema and one query text serve both backends (`INSERT .. ON CONFLICT`, `RETURNING`,
+//! BIGINT microseconds for instants, `$N` placeholders), but for the placeholders of the
+//! multi-row inserts: `?` on SQLite, whose named-parameter lookup is linear per parameter.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::notification::VipNotification as Notification;
 use common::redact::redact_url;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
 
 use super::{Offer, OfferError, OfferRule, Outcome};
@@ -44,6 +46,7 @@ pub struct Incoming<'a> {
 #[derive(Debug)]
 pub struct OfferDb {
     pool: AnyPool,
+    placeholder: Placeholder,
     /// The URL, password redacted, for logs and errors.
     url: String,
 }
@@ -85,8 +88,14 @@ impl OfferDb {
                 action: "connect",
                 source,
             })?;
+        let placeholder = if url.starts_with("sqlite:") {
+            Placeholder::Question
+        } else {
+            Placeholder::Numbered
+        };
         let db = Self {
             pool,
+            placeholder,
             url: redacted,
         };
         db.migrate().await?;
@@ -164,23 +173,26 @@ impl OfferDb {
     async fn claim(
         &self,
         tx: &mut Transaction<'static, Any>,
-        ids: impl ExactSizeIterator<Item = &str>,
+        ids: impl Iterator<Item = &str>,
         now: DateTime<Utc>,
     ) -> Result<HashSet<String>, OfferError> {
-        let sql = format!(
-            "INSERT INTO processed_messages (message_id, processed_at) VALUES {} \
-             ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-            placeholders(ids.len(), 2)
-        );
-        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(id.to_owned()).bind(micros(now));
-        }
-        let fresh = query
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(self.fail("record the processed message ids"))?;
-        Ok(fresh.into_iter().collect())
+        let rows: Vec<(&str, i64)> = ids.map(|id| (id, micros(now))).collect();
+        let returned = insert_rows(
+            tx,
+            self.placeholder,
+            "INSERT INTO processed_messages (message_id, processed_at)",
+            "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+            2,
+            &rows,
+            |query, &(id, at)| query.bind(id).bind(at),
+        )
+        .await
+        .map_err(self.fail("record the processed message ids"))?;
+        returned
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(self.fail("read the processed message ids back"))
     }
 
     /// Which `candidates` (indexes into `group`, sorted by account and `readAt`) become
@@ -209,21 +221,20 @@ impl OfferDb {
                     .and_modify(|l| *l = (*l).max(at))
                     .or_insert(at);
             }
-            let sql = format!(
-                "INSERT INTO offer_accounts (account_id, last_offer_read_at) VALUES {} \
-                 ON CONFLICT (account_id) DO UPDATE SET last_offer_read_at = \
+            let rows: Vec<(&str, i64)> = latest.into_iter().collect();
+            insert_rows(
+                tx,
+                self.placeholder,
+                "INSERT INTO offer_accounts (account_id, last_offer_read_at)",
+                "ON CONFLICT (account_id) DO UPDATE SET last_offer_read_at = \
                  CASE WHEN excluded.last_offer_read_at > offer_accounts.last_offer_read_at \
                  THEN excluded.last_offer_read_at ELSE offer_accounts.last_offer_read_at END",
-                placeholders(latest.len(), 2)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (account, at) in latest {
-                query = query.bind(account.to_owned()).bind(at);
-            }
-            query
-                .execute(&mut **tx)
-                .await
-                .map_err(self.fail("update the accounts' latest offers"))?;
+                2,
+                &rows,
+                |query, &(account, at)| query.bind(account).bind(at),
+            )
+            .await
+            .map_err(self.fail("update the accounts' latest offers"))?;
             return Ok(candidates.to_vec());
         }
         let mut offered = Vec::new();
@@ -260,28 +271,36 @@ impl OfferDb {
         if offered.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "INSERT INTO offers (message_id, account_id, text, read_at, offered_at) VALUES {} \
-             ON CONFLICT (message_id) DO NOTHING",
-            placeholders(offered.len(), 5)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for &i in offered {
-            let Incoming {
-                message_id,
-                notification,
-            } = group[i];
-            query = query
-                .bind(message_id.to_owned())
-                .bind(notification.account_id.clone())
-                .bind(rule.text.clone())
-                .bind(micros(notification.read_at))
-                .bind(micros(now));
-        }
-        query
-            .execute(&mut **tx)
-            .await
-            .map_err(self.fail("insert the offers"))?;
+        let rows: Vec<(&str, &str, i64)> = offered
+            .iter()
+            .map(|&i| {
+                let Incoming {
+                    message_id,
+                    notification,
+                } = group[i];
+                let account = notification.account_id.as_str();
+                (message_id, account, micros(notification.read_at))
+            })
+            .collect();
+        let (text, offered_at) = (rule.text.as_str(), micros(now));
+        insert_rows(
+            tx,
+            self.placeholder,
+            "INSERT INTO offers (message_id, account_id, text, read_at, offered_at)",
+            "ON CONFLICT (message_id) DO NOTHING",
+            5,
+            &rows,
+            |query, &(id, account, read_at)| {
+                query
+                    .bind(id)
+                    .bind(account)
+                    .bind(text)
+                    .bind(read_at)
+                    .bind(offered_at)
+            },
+        )
+        .await
+        .map_err(self.fail("insert the offers"))?;
         Ok(())
     }
 
@@ -344,26 +363,70 @@ impl OfferDb {
     }
 }
 
-/// `($1, $2), ($3, $4), ..`: `rows` rows of `columns` numbered placeholders, the syntax both
-/// backends read (sqlx's `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL
-/// rejects).
-fn placeholders(rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(rows * columns * 5);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..columns {
-            if column > 0 {
+/// The most rows one multi-row statement carries.
+const MAX_ROWS: usize = 256;
+
+/// Runs `head VALUES (..), (..) tail` for `rows`, `bind` binding each row's `columns` values,
+/// and returns what the statements returned. Rows go in chunks of a power of two (a group of
+/// 200 is 128 + 64 + 8): each connection then caches at most nine prepared texts per
+/// statement, whatever the group sizes, instead of one per size.
+async fn insert_rows<'r, R>(
+    tx: &mut Transaction<'static, Any>,
+    placeholder: Placeholder,
+    head: &str,
+    tail: &str,
+    columns: usize,
+    rows: &'r [R],
+    bind: impl Fn(Query<'r, Any, AnyArguments>, &'r R) -> Query<'r, Any, AnyArguments>,
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let mut returned = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = 1 << rest.len().min(MAX_ROWS).ilog2();
+        let (chunk, after) = rest.split_at(size);
+        let sql = format!("{head} VALUES {} {tail}", placeholder.rows(size, columns));
+        let query = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), &bind);
+        returned.extend(query.fetch_all(&mut **tx).await?);
+        rest = after;
+    }
+    Ok(returned)
+}
+
+/// How a backend's parameters are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placeholder {
+    /// `$1, $2, ..`: PostgreSQL's (sqlx's `QueryBuilder` writes `?` for the `Any` driver,
+    /// which PostgreSQL rejects).
+    Numbered,
+    /// `?`: SQLite's positional parameters.
+    Question,
+}
+
+impl Placeholder {
+    /// `($1, $2), ($3, $4), ..` or `(?, ?), (?, ?), ..`: `rows` rows of `columns` parameters.
+    fn rows(self, rows: usize, columns: usize) -> String {
+        let mut sql = String::with_capacity(rows * columns * 6);
+        for row in 0..rows {
+            if row > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
+            sql.push('(');
+            for column in 0..columns {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                match self {
+                    Self::Numbered => {
+                        sql.push('$');
+                        sql.push_str(&(row * columns + column + 1).to_string());
+                    }
+                    Self::Question => sql.push('?'),
+                }
+            }
+            sql.push(')');
         }
-        sql.push(')');
+        sql
     }
-    sql
 }
 
 fn micros(at: DateTime<Utc>) -> i64 {
@@ -395,9 +458,10 @@ mod unit {
     use super::*;
 
     #[test]
-    fn placeholders_number_rows_and_columns() {
-        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(placeholders(1, 3), "($1, $2, $3)");
+    fn placeholders_fill_rows_and_columns() {
+        assert_eq!(Placeholder::Numbered.rows(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(Placeholder::Numbered.rows(1, 3), "($1, $2, $3)");
+        assert_eq!(Placeholder::Question.rows(2, 2), "(?, ?), (?, ?)");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! when the service stops do the waiting callers give up, to have their messages requeued.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
@@ -206,6 +206,7 @@ async fn commit(
             notification: &request.notification,
         })
         .collect();
+    let started = Instant::now();
     let backoff = ExponentialBuilder::default()
         .with_min_delay(RETRY_MIN)
         .with_max_delay(RETRY_MAX)
@@ -230,7 +231,11 @@ async fn commit(
             if down.send_replace(None).is_some() {
                 info!(database = db.url(), "the offer database answers again");
             }
-            debug!(group = group.len(), "offer group committed");
+            debug!(
+                group = group.len(),
+                elapsed_us = started.elapsed().as_micros(),
+                "offer group committed"
+            );
             Ok(outcomes)
         }
         Err(error) if error.is_unavailable() => {

@@ -1,5 +1,5 @@
 //! Throughput of `common::messaging` on a real broker, in the shape of the raw lapin figures of
-//! `../shared/tools/broker-limit` so the two can be compared line by line (same figure names,
+//! the workspace's `raw-lapin` (bench/raw-lapin) so the two can be compared line by line (same figure names,
 //! same ~100-byte JSON body, same window, same prefetch, same runtime flavour).
 //!
 //! ```text

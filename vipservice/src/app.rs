@@ -24,6 +24,8 @@ use crate::settings::{DatabaseSettings, VipSettings};
 const CONSUMER_NAME: &str = "vipservice";
 /// The longest wait between two tries to reach the database at startup.
 const CONNECT_RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often SQLite's write-ahead log is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often processed message ids past their retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -53,6 +55,7 @@ impl App {
                 writer.clone(),
             )),
             tokio::spawn(prune(db.clone(), settings.own.offers.retention())),
+            tokio::spawn(checkpoint(db.clone())),
         ];
         // Counting starts with the first delivery, before `serve` would install the recorder.
         metrics_handle();
@@ -153,6 +156,18 @@ async fn prune(db: Arc<OfferDb>, retention: Duration) {
                 info!(pruned, %before, "forgot processed message ids past their retention")
             }
             Err(error) => warn!(error = %error.with_causes(), "cannot prune processed message ids"),
+        }
+    }
+}
+
+/// Checkpoints the database every [`CHECKPOINT_EVERY`], off the writer's path.
+async fn checkpoint(db: Arc<OfferDb>) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = db.checkpoint().await {
+            warn!(error = %error.with_causes(), "cannot checkpoint the offers database");
         }
     }
 }

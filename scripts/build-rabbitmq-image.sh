@@ -8,10 +8,12 @@
 # 2. $RABBITMQ_IMAGE from docker/rabbitmq.Dockerfile on top of it (config, management plugin,
 #    health check): seconds, and rebuilt every time so config edits take effect.
 #
-# Usage: scripts/build-rabbitmq-image.sh [--rebuild-base]
+# Usage: scripts/build-rabbitmq-image.sh [--rebuild-base]   (--help: this text)
 # Needs: root (debootstrap), a running Docker engine; installs debootstrap with apt if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/usage.sh
+source scripts/lib/usage.sh
 
 BASE_IMAGE="${RABBITMQ_BASE_IMAGE:-goblog-rs/debian-rabbitmq-base:bookworm}"
 IMAGE="${RABBITMQ_IMAGE:-goblog-rs/rabbitmq:latest}"
@@ -23,6 +25,7 @@ die() { say "$*"; exit 1; }
 rebuild_base=false
 case "${1:-}" in
   --rebuild-base) rebuild_base=true ;;
+  -h | --help) usage_text; exit 0 ;;
   "") ;;
   *) die "unknown argument: $1 (usage: $0 [--rebuild-base])" ;;
 esac

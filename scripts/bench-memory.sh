@@ -16,7 +16,19 @@
 # The peak is reset between phases by writing 5 to /proc/<pid>/clear_refs.
 #
 #   scripts/bench-memory.sh [BIN_DIR]   # env: DURATION (15s), EXTRA_ENV ("K=V ..."), AMQP_URL
+#   scripts/bench-memory.sh --help      # this text
 set -euo pipefail
+# shellcheck source=lib/usage.sh
+source "$(dirname "$0")/lib/usage.sh"
+case "${1:-}" in
+  -h | --help) usage_text; exit 0 ;;
+  -*) echo "bench-memory: unknown option $1 (see --help)" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "bench-memory: one BIN_DIR at most (see --help)" >&2; exit 2; }
+if [ -n "${1:-}" ] && { [ ! -x "$1/vipservice" ] || [ ! -x "$1/accountservice" ]; }; then
+  echo "bench-memory: $1 does not hold the vipservice and accountservice binaries" >&2
+  exit 2
+fi
 command -v wrk >/dev/null || { echo "bench-memory: needs wrk (apt-get install wrk)" >&2; exit 1; }
 
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Compares common::messaging with raw lapin on the same broker, in one invocation:
-# runs ../shared/tools/broker-limit (raw lapin) and the messaging_bench example with the same
-# count, window and runtime flavour, alternating one run of each per round (--runs rounds),
-# then prints figure, raw msg/s, goblog-rs msg/s (medians over the rounds), ratio.
+# runs the workspace member raw-lapin (bench/raw-lapin: lapin alone, no goblog-rs code) and
+# the messaging_bench example with the same count, window and runtime flavour, alternating
+# one run of each per round (--runs rounds), then prints figure, raw msg/s, goblog-rs msg/s
+# (medians over the rounds), ratio.
 #
 #   scripts/bench-messaging.sh [-n COUNT] [--runs R] [--window W] [--multi-thread]
 #
-# broker-limit is its own Cargo project beside this repository (../shared/tools/broker-limit);
-# set BROKER_LIMIT_DIR to use another checkout of it.
+# Both are built with `cargo build --release` and run from ${CARGO_TARGET_DIR:-target}/release;
+# the broker is the default local one (scripts/ensure-broker.sh makes sure it answers).
 set -euo pipefail
 export LC_ALL=C # sort and join must agree on the order
 
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 cd "$root"
+# shellcheck source=lib/usage.sh
+source scripts/lib/usage.sh
 
 count=100000
 runs=3
@@ -24,7 +27,7 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --window) window="$2"; shift 2 ;;
     --multi-thread) runtime_flag=(--multi-thread); shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) usage_text; exit 0 ;;
     *) echo "bench-messaging: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,20 +35,14 @@ for value in "$count" "$runs" "$window"; do
   [[ "$value" =~ ^[1-9][0-9]*$ ]] || { echo "bench-messaging: $value is not a positive number" >&2; exit 2; }
 done
 
-broker_limit_dir="${BROKER_LIMIT_DIR:-$root/../shared/tools/broker-limit}"
-[ -f "$broker_limit_dir/Cargo.toml" ] || {
-  echo "bench-messaging: broker-limit not found at $broker_limit_dir (set BROKER_LIMIT_DIR)" >&2
-  exit 1
-}
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 
 scripts/ensure-broker.sh
 
-echo "== building broker-limit and messaging_bench (release)" >&2
-CARGO_TARGET_DIR="$target_dir/broker-limit" \
-  cargo build --release --quiet --manifest-path "$broker_limit_dir/Cargo.toml"
+echo "== building raw-lapin and messaging_bench (release)" >&2
+CARGO_TARGET_DIR="$target_dir" cargo build --release -p raw-lapin
 CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p common --example messaging_bench
-raw_bin="$target_dir/broker-limit/release/broker-limit"
+raw_bin="$target_dir/release/raw-lapin"
 ours_bin="$target_dir/release/examples/messaging_bench"
 
 out="$(mktemp -d)"
@@ -62,7 +59,7 @@ rates() {
 # per round, and each figure's median is taken over the rounds.
 one_run=(-n "$count" --runs 1 --window "$window" "${runtime_flag[@]}")
 for round in $(seq "$runs"); do
-  echo "== round $round/$runs: raw lapin (broker-limit), $flavour tokio" >&2
+  echo "== round $round/$runs: raw lapin (raw-lapin), $flavour tokio" >&2
   # --only is a substring filter: these two select the four figures we compare with.
   "$raw_bin" "${one_run[@]}" --only publish_confirm > "$out/raw.$round"
   "$raw_bin" "${one_run[@]}" --only consume_ack >> "$out/raw.$round"
@@ -85,7 +82,7 @@ medians() {
 medians "$out/raw.all" > "$out/raw.rates"
 medians "$out/ours.all" > "$out/ours.rates"
 [ -s "$out/ours.rates" ] || { echo "bench-messaging: no figures from messaging_bench" >&2; exit 1; }
-[ -s "$out/raw.rates" ] || { echo "bench-messaging: no figures from broker-limit" >&2; exit 1; }
+[ -s "$out/raw.rates" ] || { echo "bench-messaging: no figures from raw-lapin" >&2; exit 1; }
 
 echo
 echo "messaging vs raw lapin: n=$count, median of $runs alternating rounds, window $window, $flavour tokio, $(nproc) cores"

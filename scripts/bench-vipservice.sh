@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # vipservice draining VIP notifications into durable offers, against raw lapin consume-with-ack
 # on the same broker, in one invocation. Per round (--runs rounds, alternating):
-#   1. ../shared/tools/broker-limit --only consume_ack (raw lapin, classic queue, prefetch
-#      100 and 1000, ack per message);
+#   1. raw-lapin --only consume_ack (the workspace member bench/raw-lapin: lapin alone,
+#      classic queue, prefetch 100 and 1000, ack per message);
 #   2. the drain_bench example driving one release-built vipservice process: idle RSS, drain of
 #      COUNT pre-published notifications (offers/s, publish->offer latency, peak RSS), then a
 #      paced run (RATE msg/s for SECONDS s) for a latency that is not queueing.
@@ -11,13 +11,15 @@
 #   scripts/bench-vipservice.sh [-n COUNT] [--runs R] [--rate RATE] [--seconds S]
 #                               [--queue-type quorum|classic] [--prefetch P]
 #
-# broker-limit is its own Cargo project beside this repository (../shared/tools/broker-limit);
-# set BROKER_LIMIT_DIR to use another checkout of it.
+# Everything is built with `cargo build --release` and runs from ${CARGO_TARGET_DIR:-target}/release;
+# the broker is the default local one (scripts/ensure-broker.sh makes sure it answers).
 set -euo pipefail
 export LC_ALL=C # sort and join must agree on the order
 
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 cd "$root"
+# shellcheck source=lib/usage.sh
+source scripts/lib/usage.sh
 
 count=100000
 runs=1
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --queue-type) queue_type="$2"; shift 2 ;;
     --prefetch) bench_flags+=(--prefetch "$2"); shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) usage_text; exit 0 ;;
     *) echo "bench-vipservice: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,34 +47,28 @@ case "$queue_type" in
   *) echo "bench-vipservice: --queue-type is quorum or classic" >&2; exit 2 ;;
 esac
 
-broker_limit_dir="${BROKER_LIMIT_DIR:-$root/../shared/tools/broker-limit}"
-[ -f "$broker_limit_dir/Cargo.toml" ] || {
-  echo "bench-vipservice: broker-limit not found at $broker_limit_dir (set BROKER_LIMIT_DIR)" >&2
-  exit 1
-}
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 
 scripts/ensure-broker.sh
 
-echo "== building broker-limit, vipservice and drain_bench (release)" >&2
-CARGO_TARGET_DIR="$target_dir/broker-limit" \
-  cargo build --release --quiet --manifest-path "$broker_limit_dir/Cargo.toml"
+echo "== building raw-lapin, vipservice and drain_bench (release)" >&2
+CARGO_TARGET_DIR="$target_dir" cargo build --release -p raw-lapin
 CARGO_TARGET_DIR="$target_dir" \
   cargo build --release --quiet -p vipservice --bin vipservice --example drain_bench
-raw_bin="$target_dir/broker-limit/release/broker-limit"
+raw_bin="$target_dir/release/raw-lapin"
 bench_bin="$target_dir/release/examples/drain_bench"
 vip_bin="$target_dir/release/vipservice"
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
-# broker-limit's "<figure> <params...> <median> msgs/s (runs: ...)" -> "<figure> <median>"
+# raw-lapin's "<figure> <params...> <median> msgs/s (runs: ...)" -> "<figure> <median>"
 rates() {
   awk '{ for (i = 2; i <= NF; i++) if ($i == "msgs/s") { print $1, $(i - 1); break } }'
 }
 
 for round in $(seq "$runs"); do
-  echo "== round $round/$runs: raw lapin consume with ack (broker-limit)" >&2
+  echo "== round $round/$runs: raw lapin consume with ack (raw-lapin)" >&2
   "$raw_bin" -n "$count" --runs 1 --only consume_ack > "$out/raw.$round"
   cat "$out/raw.$round" >&2
   rates < "$out/raw.$round" >> "$out/all"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions run through traps and background jobs, which shellcheck cannot follow
 # End-to-end load and fault scenarios: starts the system like run-local.sh (release binaries,
 # 1 accountservice + 2 vipservice, `local` profile) on ports of its own, with a unique work
 # queue and bus exchange, VIP accounts 10000-10049, accountservice's store in a temp dir and a
@@ -17,10 +18,10 @@
 #   scripts/loadtest.sh memory-alarm    [--seconds N]  # memory watermark tiny for 5 s, then restored
 #   scripts/loadtest.sh database-restart [--seconds N] # PostgreSQL stopped at N/3 for DATABASE_OUTAGE_SECONDS (10)
 #
-# --compare (any scenario): first measures the raw broker with the external tool
-# ../shared/tools/broker-limit (built with cargo from its own manifest, never copied here):
-# publish with confirms into a quorum queue and consume with an ack per message (its consume
-# figure uses a durable classic queue), and loadtest prints goblog-rs against those limits.
+# --compare (any scenario): first measures the raw broker with the workspace member raw-lapin
+# (bench/raw-lapin: lapin alone, built with `cargo build --release -p raw-lapin`): publish
+# with confirms into a quorum queue and consume with an ack per message (its consume figure
+# uses a durable classic queue), and loadtest prints goblog-rs against those limits.
 # A table against the Go original is always printed.
 #
 # broker-restart and memory-alarm disturb every client of the broker: they run only with
@@ -39,15 +40,19 @@
 #
 # Environment: CONCURRENCY (32), RATE (unbounded), DRAIN_SECONDS (60), LOG_LEVEL (info),
 # ACCOUNT_PORT (17767), VIP_PORTS ("17868 17869"), AMQP_URL, KEEP_TMP=1 keeps the temp dir
-# (logs, stores), BROKER_LIMIT_DIR (../shared/tools/broker-limit), COMPARE_MESSAGES (50000
-# per broker-limit run, 3 runs, median).
+# (logs, stores), COMPARE_MESSAGES (50000 per raw-lapin run, 3 runs, median), CARGO_TARGET_DIR
+# (target; the binaries run from its release/).
 #
-# Functions below run through traps and background jobs, which shellcheck cannot follow:
-# shellcheck disable=SC2317
+#   scripts/loadtest.sh --help      # this text
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 steady|consumer-crash|both-consumers-crash|account-sigterm|poison|broker-restart|memory-alarm|database-restart [--seconds N] [--compare]" >&2; exit 2; }
+usage() { echo "usage: $0 steady|consumer-crash|both-consumers-crash|account-sigterm|poison|broker-restart|memory-alarm|database-restart [--seconds N] [--compare] (see --help)" >&2; exit 2; }
+# shellcheck source=lib/usage.sh
+source scripts/lib/usage.sh
+case "${1:-}" in
+  -h | --help) usage_text; exit 0 ;;
+esac
 [ $# -ge 1 ] || usage
 scenario=$1; shift
 seconds=20
@@ -169,27 +174,22 @@ bin=$tmp/bin
 
 raw=()
 if [ -n "$compare" ]; then
-  limit_dir=${BROKER_LIMIT_DIR:-../shared/tools/broker-limit}
-  [ -f "$limit_dir/Cargo.toml" ] || {
-    echo "--compare needs the broker-limit tool in $limit_dir (the shared tools next to the repo; BROKER_LIMIT_DIR names another place)" >&2
-    exit 2
-  }
-  step "building broker-limit from $limit_dir"
-  cargo build --release --quiet --manifest-path "$limit_dir/Cargo.toml"
-  # raw_limit FIGURE: the median msg/s broker-limit prints for it (multi-thread tokio, as the
+  step "building raw-lapin (the raw broker baseline, bench/raw-lapin)"
+  cargo build --release -p raw-lapin
+  # raw_limit FIGURE: the median msg/s raw-lapin prints for it (multi-thread tokio, as the
   # services run), alone on the broker: the system is not started yet.
   raw_limit() {
     local out
-    out=$("$bin/broker-limit" --uri "$amqp_url" --multi-thread --runs 3 \
+    out=$("$CARGO_TARGET_DIR/release/raw-lapin" --uri "$amqp_url" --multi-thread --runs 3 \
       -n "${COMPARE_MESSAGES:-50000}" --only "$1") || return 1
     printf '%s\n' "$out" >&2
     awk -v f="$1" '$1 == f { for (i = 2; i <= NF; i++) if ($i == "msgs/s") { print $(i - 1); exit } }' <<<"$out"
   }
-  step "raw broker limits (broker-limit, 3 runs each, median)"
+  step "raw broker limits (raw-lapin, 3 runs each, median)"
   publish_limit=$(raw_limit publish_confirm_quorum)
   consume_limit=$(raw_limit consume_ack_prefetch1000)
   if [ -z "$publish_limit" ] || [ -z "$consume_limit" ]; then
-    echo "could not read broker-limit's figures" >&2
+    echo "could not read raw-lapin's figures" >&2
     exit 1
   fi
   raw=(--raw-publish-confirm-quorum "$publish_limit" --raw-consume-ack "$consume_limit")

@@ -25,11 +25,14 @@
 #   scripts/swarm-e2e.sh --broker-only  steps 1-4 for RabbitMQ and PostgreSQL only (the
 #                                     service images are built and deployed, their health is
 #                                     not awaited)
+#   scripts/swarm-e2e.sh --help       this text
 #
 # Environment: GOBLOG_STACK (default goblog-e2e), GOBLOG_CONFIG_REPO (default config-repo/),
 # E2E_DEADLINE (seconds to wait for each health state, default 180), LOGS_DIR (default logs/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/usage.sh
+source scripts/lib/usage.sh
 
 export GOBLOG_STACK="${GOBLOG_STACK:-goblog-e2e}"
 DEADLINE="${E2E_DEADLINE:-180}"
@@ -37,8 +40,9 @@ LOGS_DIR="${LOGS_DIR:-logs}"
 BROKER_ONLY=false
 case "${1:-}" in
   --broker-only) BROKER_ONLY=true ;;
+  -h | --help) usage_text; exit 0 ;;
   "") ;;
-  *) echo "usage: $0 [--broker-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--broker-only] (see --help)" >&2; exit 2 ;;
 esac
 mkdir -p "$LOGS_DIR"
 STACK="$GOBLOG_STACK"

@@ -13,7 +13,7 @@
 #   listener_reaches HOST PORT   true when a listener on PORT has an address that the
 #                                loopback HOST connects to (its own, or a wildcard)
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+  sed -n '2,/^[^#]/{/^# shellcheck /d;/^#/s/^# \{0,1\}//p}' "$0"
   exit 0
 fi
 

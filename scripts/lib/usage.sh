@@ -6,11 +6,11 @@
 #   help_or_no_arguments "$@"   for a script that takes no arguments: -h/--help prints
 #                               usage_text and exits 0, any other argument exits 2
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+  sed -n '2,/^[^#]/{/^# shellcheck /d;/^#/s/^# \{0,1\}//p}' "$0"
   exit 0
 fi
 
-usage_text() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+usage_text() { sed -n '2,/^[^#]/{/^# shellcheck /d;/^#/s/^# \{0,1\}//p}' "$0"; }
 
 help_or_no_arguments() {
   case "${1:-}" in

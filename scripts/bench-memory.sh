@@ -42,7 +42,6 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
   rabbitmqctl -q delete_queue "$queue.dlq" >/dev/null 2>&1 || true
-  rabbitmqctl -q delete_queue "$queue.ledger" >/dev/null 2>&1 || true
   # No management plugin needed: delete vipservice's dead-letter exchange from inside the broker.
   rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$queue.dlx\">>), false, <<\"bench-memory\">>)." >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -58,8 +57,8 @@ log_level: warn
 EOF
 printf 'server_port: 16767\nserver_name: accountservice membench\nvip_queue: %s\nstore:\n  path: %s\n' \
   "$queue" "$work/account.redb" >"$work/repo/accountservice-membench.yml"
-printf 'server_port: 16868\nserver_name: vipservice membench\nvip_queue: %s\nstore:\n  path: %s\n' \
-  "$queue" "$work/vip.redb" >"$work/repo/vipservice-membench.yml"
+printf 'server_port: 16868\nserver_name: vipservice membench\nvip_queue: %s\noffers:\n  database_url: sqlite://%s?mode=rwc\n' \
+  "$queue" "$work/vipservice.db" >"$work/repo/vipservice-membench.yml"
 
 field() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$2/status"; }
 # metric PORT NAME: the value of an unlabelled metric on the service's /metrics.

@@ -13,11 +13,14 @@
 #
 # How both steps work, shared with scripts/build-rabbitmq-image.sh: scripts/lib/debian-image.sh.
 #
-# Usage: scripts/build-postgres-image.sh [--rebuild-base]
+# Usage: scripts/build-postgres-image.sh [--rebuild-base]   (--help: this text)
 # Needs: root (debootstrap), a running Docker engine; installs debootstrap with apt if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib/debian-image.sh
+# shellcheck source=lib/usage.sh
+source scripts/lib/usage.sh
+case "${1:-}" in -h | --help) usage_text; exit 0 ;; esac
+# shellcheck source=lib/debian-image.sh
 . scripts/lib/debian-image.sh
 
 build_debian_image \

@@ -144,7 +144,7 @@ impl OfferDb {
             .begin()
             .await
             .map_err(self.fail("begin a transaction"))?;
-        let fresh = self.claim(&mut tx, firsts.keys().copied(), now).await?;
+        let fresh = self.remember(&mut tx, firsts.keys().copied(), now).await?;
         let mut candidates: Vec<usize> = firsts
             .values()
             .copied()
@@ -171,7 +171,7 @@ impl OfferDb {
     }
 
     /// Inserts the ids into the inbox; returns those that were not there.
-    async fn claim(
+    async fn remember(
         &self,
         tx: &mut Transaction<'static, Any>,
         ids: impl Iterator<Item = &str>,

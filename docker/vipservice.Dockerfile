@@ -3,7 +3,7 @@
 # needed: FROM scratch is built in.
 #
 # Build context: a folder holding `vipservice` and `healthchecker`, both built with
-#   RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu
+#   scripts/build-static.sh   (RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static', --target x86_64-unknown-linux-gnu)
 # and an empty `data/`; copyall.sh stages it. They are fully static (glibc 2.36 resolves
 # names through /etc/hosts and DNS without NSS modules), so no libc or loader is needed here.
 #

@@ -3,6 +3,11 @@
 # x86_64-unknown-linux-gnu. Prints the directory that holds them. Used by copyall.sh,
 # check-deploy-files.sh and bench-memory.sh, so what is measured is what is deployed.
 #
+# Not position-independent (`-C relocation-model=static`): a static-pie binary relocates
+# itself at every start, reading its ~450 kB of relocations and dirtying the pages they
+# patch; without that, vipservice idles at 6.5 MB instead of 7.1 (BENCHMARKS.md). The cost is
+# a binary loaded at a fixed address (no ASLR for its own code), as Go's static binaries are.
+#
 #   scripts/build-static.sh     # prints e.g. target/x86_64-unknown-linux-gnu/release
 set -euo pipefail
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
@@ -10,7 +15,7 @@ root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 source "$root/scripts/lib/usage.sh"
 help_or_no_arguments "$@"
 target=x86_64-unknown-linux-gnu
-RUSTFLAGS='-C target-feature=+crt-static' \
+RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static' \
   cargo build --quiet --release --manifest-path "$root/Cargo.toml" --target "$target" \
   -p accountservice -p vipservice -p healthchecker
 echo "${CARGO_TARGET_DIR:-$root/target}/$target/release"

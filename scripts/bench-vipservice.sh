@@ -10,6 +10,11 @@
 #
 #   scripts/bench-vipservice.sh [-n COUNT] [--runs R] [--rate RATE] [--seconds S]
 #                               [--queue-type quorum|classic] [--prefetch P]
+#                               [--database sqlite|postgres]
+#
+# --database postgres: each round's vipservice writes to a fresh database of its own on PG_URL's
+# server (default postgres://postgres@127.0.0.1:5432/postgres), dropped after the round;
+# sqlite (the default): a fresh file per phase in drain_bench's temp dir.
 #
 # Everything is built with `cargo build --release` and runs from ${CARGO_TARGET_DIR:-target}/release;
 # the broker is the default local one (scripts/ensure-broker.sh makes sure it answers).
@@ -26,6 +31,7 @@ runs=1
 rate=2000
 seconds=10
 queue_type=quorum
+database=sqlite
 bench_flags=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +41,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --queue-type) queue_type="$2"; shift 2 ;;
     --prefetch) bench_flags+=(--prefetch "$2"); shift 2 ;;
+    --database) database="$2"; shift 2 ;;
     -h|--help) usage_text; exit 0 ;;
     *) echo "bench-vipservice: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -46,6 +53,11 @@ case "$queue_type" in
   quorum|classic) ;;
   *) echo "bench-vipservice: --queue-type is quorum or classic" >&2; exit 2 ;;
 esac
+case "$database" in
+  sqlite|postgres) ;;
+  *) echo "bench-vipservice: --database is sqlite or postgres" >&2; exit 2 ;;
+esac
+pg_url=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 
@@ -60,7 +72,12 @@ bench_bin="$target_dir/release/examples/drain_bench"
 vip_bin="$target_dir/release/vipservice"
 
 out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+pg_database=
+drop_database() {
+  [ -z "$pg_database" ] || psql -q "$pg_url" -c "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)"
+  pg_database=
+}
+trap 'drop_database; rm -rf "$out"' EXIT
 
 # raw-lapin's "<figure> <params...> <median> msgs/s (runs: ...)" -> "<figure> <median>"
 rates() {
@@ -72,10 +89,17 @@ for round in $(seq "$runs"); do
   "$raw_bin" -n "$count" --runs 1 --only consume_ack > "$out/raw.$round"
   cat "$out/raw.$round" >&2
   rates < "$out/raw.$round" >> "$out/all"
-  echo "== round $round/$runs: vipservice ($queue_type queue)" >&2
+  echo "== round $round/$runs: vipservice ($queue_type queue, $database)" >&2
+  database_flags=()
+  if [ "$database" = postgres ]; then
+    pg_database=bench_vip_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+    psql -q "$pg_url" -c "CREATE DATABASE $pg_database"
+    database_flags=(--database-url "${pg_url%/*}/$pg_database")
+  fi
   # drain_bench stops its vipservice and deletes its queues itself, also when it fails.
   "$bench_bin" --vipservice "$vip_bin" -n "$count" --rate "$rate" --seconds "$seconds" \
-    --queue-type "$queue_type" "${bench_flags[@]}" > "$out/vip.$round"
+    --queue-type "$queue_type" "${bench_flags[@]}" "${database_flags[@]}" > "$out/vip.$round"
+  drop_database
   cat "$out/vip.$round" >&2
   grep -E '^[a-z0-9_]+ [0-9.]+$' "$out/vip.$round" >> "$out/all"
 done
@@ -101,7 +125,7 @@ peak="$(value paced_peak_rss_kb)"
 [ "$peak" != "-" ] || peak="$(value drain_peak_rss_kb)"
 
 echo
-echo "vipservice drain: n=$count, $queue_type queue, paced $rate msg/s x ${seconds}s, median of $runs round(s), $(nproc) cores"
+echo "vipservice drain: n=$count, $queue_type queue, $database, paced $rate msg/s x ${seconds}s, median of $runs round(s), $(nproc) cores"
 echo
 echo "| metric | Go original | goblog-rs vipservice | raw lapin | ratio |"
 echo "|---|---:|---:|---:|---:|"

@@ -87,6 +87,10 @@ struct Args {
     /// The consumer's prefetch (`amqp.prefetch`); the service default when absent
     #[arg(long)]
     prefetch: Option<u16>,
+    /// The offers database (an empty PostgreSQL database, say); default: a fresh SQLite file
+    /// per phase in the temp dir
+    #[arg(long)]
+    database_url: Option<String>,
     /// Keep the service's logs in this folder (they go with the temp dir otherwise); set
     /// `RUST_LOG` to choose what they hold
     #[arg(long)]
@@ -265,7 +269,9 @@ impl Bench {
             .env("GOBLOG_CONFIG_EVENT_BUS", &self.bus)
             .env(
                 "GOBLOG_OFFERS__DATABASE_URL",
-                format!("sqlite://{}/{name}.db?mode=rwc", self.dir.path().display()),
+                self.args.database_url.clone().unwrap_or_else(|| {
+                    format!("sqlite://{}/{name}.db?mode=rwc", self.dir.path().display())
+                }),
             )
             .env(
                 "GOBLOG_AMQP__QUEUE_TYPE",

@@ -329,14 +329,23 @@ async fn startup_on_an_existing_database_applies_no_migration_twice() {
     }
 }
 
-#[tokio::test]
-async fn while_the_database_is_away_records_wait_and_then_commit() {
+/// A replica whose PostgreSQL went away (its proxy cut every connection and refuses new ones)
+/// while one record was on its way, once the writer noticed.
+struct Away {
+    _database: TestDatabase,
+    proxy: TcpProxy,
+    db: Arc<OfferDb>,
+    writer: Arc<OfferWriter>,
+    down: DatabaseDown,
+    waiting: tokio::task::JoinHandle<Result<Outcome, RecordError>>,
+}
+
+async fn away_with_a_record_waiting() -> Away {
     let database = TestDatabase::postgres().await;
     let proxy = TcpProxy::start(database.server_address().expect("a server")).await;
     let url = database.url_via(proxy.address()).expect("a proxied URL");
     let r = replica(&url, OfferRule::default()).await;
     let mut down = r.writer.database_down();
-
     proxy.refuse(true);
     proxy.cut();
     let writer = Arc::new(r.writer);
@@ -348,40 +357,46 @@ async fn while_the_database_is_away_records_wait_and_then_commit() {
         .await
         .expect("the writer notices the database is away")
         .expect("the writer runs");
-    assert!(!waiting.is_finished(), "the record waits for the database");
-    assert!(r.db.ping().await.is_err());
+    Away {
+        _database: database,
+        proxy,
+        db: r.db,
+        writer,
+        down,
+        waiting,
+    }
+}
 
-    proxy.refuse(false);
-    let outcome = timeout(LIMIT, waiting).await.expect("committed once back");
+#[tokio::test]
+async fn while_the_database_is_away_records_wait_and_then_commit() {
+    let away = away_with_a_record_waiting().await;
+    assert!(
+        !away.waiting.is_finished(),
+        "the record waits for the database"
+    );
+    assert!(away.db.ping().await.is_err());
+
+    away.proxy.refuse(false);
+    let outcome = timeout(LIMIT, away.waiting)
+        .await
+        .expect("committed once back");
     assert_eq!(outcome.unwrap().unwrap(), Outcome::Offered);
     assert!(
-        down.borrow().is_none(),
+        away.down.borrow().is_none(),
         "the writer says the database answers again"
     );
-    assert_eq!(r.db.offers_for("10000", 100).await.unwrap().len(), 1);
+    assert_eq!(away.db.offers_for("10000", 100).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn a_stop_while_the_database_is_away_gives_the_waiting_records_back() {
-    let database = TestDatabase::postgres().await;
-    let proxy = TcpProxy::start(database.server_address().expect("a server")).await;
-    let url = database.url_via(proxy.address()).expect("a proxied URL");
-    let r = replica(&url, OfferRule::default()).await;
-    let mut down = r.writer.database_down();
-    proxy.refuse(true);
-    proxy.cut();
-    let writer = Arc::new(r.writer);
-    let waiting = tokio::spawn({
-        let writer = writer.clone();
-        async move { writer.record("held", notification("10000", at(0))).await }
-    });
-    timeout(LIMIT, down.wait_for(Option::is_some))
-        .await
-        .unwrap()
-        .unwrap();
+    let away = away_with_a_record_waiting().await;
     let stopped = Instant::now();
-    writer.stop_waiting();
-    let outcome = timeout(LIMIT, waiting).await.expect("given back").unwrap();
+    away.writer.stop_waiting();
+    let outcome = timeout(LIMIT, away.waiting)
+        .await
+        .expect("given back")
+        .unwrap();
     assert!(
         matches!(outcome, Err(RecordError::Unavailable(_))),
         "{outcome:?}"

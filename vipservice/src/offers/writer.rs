@@ -39,8 +39,9 @@ struct Request {
     reply: oneshot::Sender<Result<Outcome, RecordError>>,
 }
 
-/// Whether the database answers, as the writer last found it: `None` while it does, else why
-/// not (for `/health`).
+/// Whether the database answered the writer's last commit: `None` while it does, else why not.
+/// It decides the writer's log lines (one warning when the database goes, one line when it is
+/// back); `/health` pings the database itself, so that it is right while nothing is written.
 pub type DatabaseDown = watch::Receiver<Option<String>>;
 
 /// The single writer of an [`OfferDb`] in this process. Share it (e.g. in an `Arc`).

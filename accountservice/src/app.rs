@@ -36,6 +36,11 @@ pub enum AppError {
 /// A started accountservice, not yet serving.
 pub struct Application {
     service: Service<AccountSettings>,
+    own: Own,
+}
+
+/// What accountservice adds to the shared bootstrap.
+struct Own {
     state: AppState,
     notifications: NotificationSettings,
     stop_relay: CancellationToken,
@@ -43,10 +48,53 @@ pub struct Application {
 }
 
 impl Application {
-    /// Starts the bootstrap (settings, logging, broker, bus), opens the store and starts the
-    /// outbox relay.
+    /// Starts the bootstrap (settings, logging, broker, bus) and, while it subscribes to the
+    /// bus, opens the store and starts the outbox relay.
     pub async fn build(launch: Launch) -> Result<Self, AppError> {
-        let service = Service::<AccountSettings>::start(launch).await?;
+        let (service, own) = Service::start_with(launch, Own::start).await?;
+        Ok(Self { service, own })
+    }
+
+    /// The bound HTTP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.service.local_addr()
+    }
+
+    /// Changes after every applied settings refresh.
+    pub fn refreshed(&self) -> watch::Receiver<u64> {
+        self.service.refreshed()
+    }
+
+    /// Serves until `shutdown` resolves, then: in-flight requests finish, in-flight publishes
+    /// get a bounded wait and whatever is unconfirmed goes to the outbox, the relay stops and
+    /// the broker connection closes.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let Self { mut service, own } = self;
+        let served = service.serve(router(own.state.clone()), shutdown).await;
+        let persisted = own
+            .state
+            .notifier
+            .shut_down(own.notifications.shutdown_grace())
+            .await;
+        tracing::info!(persisted, "VIP notifications settled");
+        own.stop_relay.cancel();
+        if let Err(error) = own.relay.await {
+            tracing::error!(%error, "the outbox relay failed");
+        }
+        // Everything unconfirmed is in the outbox by now: a failing close loses nothing.
+        if let Err(error) = service.close().await {
+            tracing::warn!(%error, "the broker connection did not close cleanly");
+        }
+        Ok(served?)
+    }
+}
+
+impl Own {
+    /// Opens the store, builds the notifier and starts the relay.
+    async fn start(service: &Service<AccountSettings>) -> Result<Self, AppError> {
         let settings = service.settings();
         let current = settings.current();
         let own = &current.settings.own;
@@ -95,49 +143,10 @@ impl Application {
         };
         Ok(Self {
             notifications: own.notifications.clone(),
-            service,
             state,
             stop_relay,
             relay,
         })
-    }
-
-    /// The bound HTTP address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.service.local_addr()
-    }
-
-    /// Changes after every applied settings refresh.
-    pub fn refreshed(&self) -> watch::Receiver<u64> {
-        self.service.refreshed()
-    }
-
-    /// Serves until `shutdown` resolves, then: in-flight requests finish, in-flight publishes
-    /// get a bounded wait and whatever is unconfirmed goes to the outbox, the relay stops and
-    /// the broker connection closes.
-    pub async fn run_until_stopped(
-        mut self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), AppError> {
-        let served = self
-            .service
-            .serve(router(self.state.clone()), shutdown)
-            .await;
-        let persisted = self
-            .state
-            .notifier
-            .shut_down(self.notifications.shutdown_grace())
-            .await;
-        tracing::info!(persisted, "VIP notifications settled");
-        self.stop_relay.cancel();
-        if let Err(error) = self.relay.await {
-            tracing::error!(%error, "the outbox relay failed");
-        }
-        // Everything unconfirmed is in the outbox by now: a failing close loses nothing.
-        if let Err(error) = self.service.close().await {
-            tracing::warn!(%error, "the broker connection did not close cleanly");
-        }
-        Ok(served?)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Assembly: the offers database, its writer, the `vip_queue` consumer and the routes, from
-//! the settings the bootstrap loaded.
+//! Assembles the service from its settings: the shared bootstrap, the offers database, its
+//! writer, the `vip_queue` consumer and the routes. `main` starts it from here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{TimeDelta, Utc};
-use common::bootstrap::{Service, ServiceSettings, metrics_handle};
+use common::bootstrap::{Launch, Service, ServiceSettings, metrics_handle};
 use common::config::Refreshable;
 use common::messaging::{QueueSpec, Subscription};
 use tokio::sync::watch;
@@ -29,18 +29,48 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often processed message ids past their retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// vipservice, started and consuming.
-pub struct App {
+/// A started vipservice, consuming, not yet serving.
+pub struct Application {
+    service: Service<VipSettings>,
+    own: Own,
+}
+
+impl Application {
+    /// Starts the bootstrap (settings, logging, broker, bus) and, while it subscribes to the
+    /// bus, connects to the offers database and subscribes to the queue.
+    pub async fn build(launch: Launch) -> Result<Self, StartupError> {
+        let (service, own) = Service::start_with(launch, Own::start).await?;
+        Ok(Self { service, own })
+    }
+
+    /// Serves until `shutdown` resolves, then stops consuming and lets in-flight handlers
+    /// commit and ack; only then closes messaging, the writer and the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let Self { mut service, own } = self;
+        let served = service.serve(own.routes(), shutdown).await;
+        own.stop_consuming().await;
+        let closed = service.close().await;
+        own.close().await;
+        served?;
+        Ok(closed?)
+    }
+}
+
+/// What vipservice adds to the shared bootstrap.
+struct Own {
     db: Arc<OfferDb>,
     writer: Arc<OfferWriter>,
     consumer: Subscription,
     background: Vec<JoinHandle<()>>,
 }
 
-impl App {
+impl Own {
     /// Connects to the database (waiting for it while it is away), starts the writer, follows
     /// rule refreshes and subscribes to the queue.
-    pub async fn start(service: &Service<VipSettings>) -> Result<Self, StartupError> {
+    async fn start(service: &Service<VipSettings>) -> Result<Self, StartupError> {
         let settings = service.settings().current().settings.clone();
         let db = Arc::new(connect(&settings.own.offers).await?);
         let writer = Arc::new(OfferWriter::start(
@@ -78,7 +108,7 @@ impl App {
         })
     }
 
-    pub fn routes(&self) -> Router {
+    fn routes(&self) -> Router {
         router(AppState {
             db: self.db.clone(),
             consumer: self.consumer.clone(),
@@ -87,14 +117,14 @@ impl App {
 
     /// Stops taking notifications and lets the handlers holding some finish (committed and
     /// acked). Those waiting for an absent database give up and are requeued.
-    pub async fn stop_consuming(&self) {
+    async fn stop_consuming(&self) {
         self.writer.stop_waiting();
         self.consumer.stop().await;
     }
 
     /// Stops the writer once messaging is closed (no handler can record any more), then
     /// closes the database.
-    pub async fn close(self) {
+    async fn close(self) {
         for task in &self.background {
             task.abort();
         }

@@ -3,14 +3,17 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use common::bootstrap::BootstrapError;
 use common::messaging::MessagingError;
 use serde_json::json;
 
 use crate::offers::OfferError;
 
-/// Why the service could not assemble itself.
+/// Why the service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
     #[error(transparent)]
     Database(#[from] OfferError),
     #[error("cannot subscribe to the VIP queue")]

@@ -1,7 +1,8 @@
 //! vipservice: turns VIP notifications from `vip_queue` into offers, exactly once, in one
 //! database that every replica shares (so replicas are stateless and interchangeable).
 //!
-//! The binary's `main` starts the shared bootstrap and then [`App`], which wires these together:
+//! The binary's `main` builds the [`Application`] (the shared bootstrap and these, wired
+//! together) and runs it until SIGTERM:
 //!
 //! - [`settings`]: the queue, the database URL and the (refreshable) business rule.
 //! - [`offers`]: the offers database through sqlx (SQLite or PostgreSQL). [`offers::OfferWriter`]
@@ -19,4 +20,4 @@ pub mod offers;
 pub mod routes;
 pub mod settings;
 
-pub use app::App;
+pub use app::Application;

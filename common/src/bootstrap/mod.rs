@@ -2,15 +2,20 @@
 //! set up logging, connect to the broker, follow the config bus, serve HTTP until SIGTERM,
 //! and close the connection cleanly.
 //!
-//! A service's `main` reads as its table of contents:
+//! A service's `Application::build` starts it with its own start running beside the bus
+//! subscription, and its `run_until_stopped` serves and then closes:
 //!
 //! ```no_run
-//! # use common::bootstrap::{Launch, Service, shutdown_signal};
+//! # use common::bootstrap::{BootstrapError, Launch, Service, shutdown_signal};
 //! # #[derive(Clone, serde::Serialize, serde::Deserialize)] struct Own;
 //! # impl common::config::Settings for Own {}
-//! # async fn run() -> Result<(), common::bootstrap::BootstrapError> {
-//! let mut service = Service::<Own>::start(Launch::from_command_line("vipservice", "0.1.0")).await?;
-//! let routes = axum::Router::new(); // the service's own routes and state
+//! # async fn run() -> Result<(), BootstrapError> {
+//! let launch = Launch::from_command_line("vipservice", "0.1.0");
+//! let (mut service, routes) = Service::<Own>::start_with(launch, async |_service| {
+//!     // the service's own start: stores, consumers, the routes and their state
+//!     Ok::<_, BootstrapError>(axum::Router::new())
+//! })
+//! .await?;
 //! service.serve(routes, shutdown_signal()).await?;
 //! service.close().await
 //! # }
@@ -42,7 +47,7 @@ use crate::config::{
     BusId, ConfigArgs, ConfigError, EnvVars, Refreshable, Settings, SettingsLoader, Snapshot,
     normalize_go_flags,
 };
-use crate::messaging::{AmqpMessaging, ExchangeSpec, Messaging, MessagingError, Subscription};
+use crate::messaging::{AmqpMessaging, ExchangeSpec, Messaging, MessagingError};
 
 /// Why a service could not start or stop cleanly; each names the setting to check.
 #[derive(Debug, thiserror::Error)]
@@ -141,14 +146,32 @@ pub struct Service<X> {
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
     info: Arc<Info>,
-    bus: Subscription,
 }
 
 impl<X: Settings + Clone> Service<X> {
-    /// Loads settings, connects to the broker and subscribes to the config bus.
+    /// Loads settings, binds the port, connects to the broker and subscribes to the config bus.
     pub async fn start(launch: Launch) -> Result<Self, BootstrapError> {
-        let loader = SettingsLoader::new(&launch.config, launch.application, launch.env.clone())?;
-        let first: Snapshot<ServiceSettings<X>> = loader.load_at_startup().await?;
+        let (service, ()) =
+            Self::start_with(launch, async |_| Ok::<(), BootstrapError>(())).await?;
+        Ok(service)
+    }
+
+    /// As [`Service::start`], and runs the service's own start (`own`, given the connected
+    /// service) while the config bus subscription is made: each takes a few broker round
+    /// trips, and neither needs the other. Returns once both are done; the first error wins.
+    pub async fn start_with<A, E>(
+        launch: Launch,
+        own: impl AsyncFnOnce(&Self) -> Result<A, E>,
+    ) -> Result<(Self, A), E>
+    where
+        E: From<BootstrapError>,
+    {
+        let loader = SettingsLoader::new(&launch.config, launch.application, launch.env.clone())
+            .map_err(BootstrapError::from)?;
+        let first: Snapshot<ServiceSettings<X>> = loader
+            .load_at_startup()
+            .await
+            .map_err(BootstrapError::from)?;
         logging::init(&first.settings.core.log_level);
         for unknown in &first.unknown {
             warn!("{unknown}");
@@ -182,30 +205,34 @@ impl<X: Settings + Clone> Service<X> {
             messaging: Arc::new(messaging.clone()),
             refreshed: refreshed_tx,
         };
-        let bus = messaging
-            .subscribe(&exchange, "#", "anonymous", Arc::new(listener_for_bus))
-            .await
-            .map_err(|source| BootstrapError::Bus {
-                exchange: exchange.name.clone(),
-                source,
-            })?;
-        let info = Arc::new(Info::new(&launch, bus_id));
+        let follow_bus = async {
+            messaging
+                .subscribe(&exchange, "#", "anonymous", Arc::new(listener_for_bus))
+                .await
+                .map_err(|source| {
+                    E::from(BootstrapError::Bus {
+                        exchange: exchange.name.clone(),
+                        source,
+                    })
+                })
+        };
+        let service = Self {
+            application: launch.application,
+            settings,
+            refreshed,
+            messaging: messaging.clone(),
+            listener: Some(listener),
+            local_addr,
+            info: Arc::new(Info::new(&launch, bus_id)),
+        };
+        let (bus, own) = tokio::try_join!(follow_bus, own(&service))?;
         info!(
-            bus_id = info.bus_id(),
+            bus_id = service.info.bus_id(),
             port,
             bus_queue = bus.queue(),
             "started"
         );
-        Ok(Self {
-            application: launch.application,
-            settings,
-            refreshed,
-            messaging,
-            listener: Some(listener),
-            local_addr,
-            info,
-            bus,
-        })
+        Ok((service, own))
     }
 
     /// The settings, always the latest snapshot (refreshes swap it atomically).
@@ -229,11 +256,6 @@ impl<X: Settings + Clone> Service<X> {
     /// The bound HTTP address (its port is the real one when `server_port` is 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// Whether this instance still follows the config bus.
-    pub fn bus_subscription(&self) -> &Subscription {
-        &self.bus
     }
 
     /// Serves `routes` plus `/info` and `/metrics` until `shutdown` resolves, then lets

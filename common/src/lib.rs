@@ -8,6 +8,8 @@
 //!   with `GOBLOG_*` environment variables, typed, validated and refreshed by Spring Cloud Bus.
 //! - [`bootstrap`]: settings, logging, broker, config bus, HTTP and shutdown, as both services
 //!   start and stop.
+//! - [`database`]: a service's own database through sqlx (SQLite or PostgreSQL by URL),
+//!   migrated at startup, with the errors that tell "away" from "refused".
 //! - [`notification`]: the VIP notification both services exchange, and the account id rule.
 //! - [`contract`]: the metric names outside tools read.
 //! - [`redact`]: secrets never reach a log line.
@@ -15,6 +17,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod contract;
+pub mod database;
 pub mod messaging;
 pub mod notification;
 pub mod redact;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use common::notification::VipNotification;
 use vipservice::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferRule, OfferWriter};
-use vipservice::settings::DatabaseSettings;
+use vipservice::settings::OffersDatabaseSettings;
 
 #[derive(Parser)]
 #[command(about = "Notifications per second the offer writer records, broker left out")]
@@ -34,10 +34,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let settings = DatabaseSettings {
-        database_url: args.database_url.clone(),
-        ..DatabaseSettings::default()
-    };
+    let settings = OffersDatabaseSettings::at(args.database_url.clone());
     let db = Arc::new(OfferDb::connect(&settings).await.context("the database")?);
     let writer = Arc::new(OfferWriter::start(
         db,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use backon::{ExponentialBuilder, Retryable};
 use chrono::{TimeDelta, Utc};
 use common::bootstrap::{Launch, Service, ServiceSettings, metrics_handle};
 use common::config::Refreshable;
@@ -16,14 +15,12 @@ use tracing::{info, warn};
 
 use crate::consumer::OfferConsumer;
 use crate::error::StartupError;
-use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferError, OfferWriter};
+use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferWriter};
 use crate::routes::{AppState, router};
-use crate::settings::{DatabaseSettings, VipSettings};
+use crate::settings::VipSettings;
 
 /// The consumer's name on the broker, shown in its management UI.
 const CONSUMER_NAME: &str = "vipservice";
-/// The longest wait between two tries to reach the database at startup.
-const CONNECT_RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often SQLite's write-ahead log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often processed message ids past their retention are pruned.
@@ -72,7 +69,7 @@ impl Own {
     /// rule refreshes and subscribes to the queue.
     async fn start(service: &Service<VipSettings>) -> Result<Self, StartupError> {
         let settings = service.settings().current().settings.clone();
-        let db = Arc::new(connect(&settings.own.offers).await?);
+        let db = Arc::new(OfferDb::connect_when_available(&settings.own.offers).await?);
         let writer = Arc::new(OfferWriter::start(
             db.clone(),
             settings.own.offer.rule(),
@@ -84,7 +81,10 @@ impl Own {
                 service.refreshed(),
                 writer.clone(),
             )),
-            tokio::spawn(prune(db.clone(), settings.own.offers.retention())),
+            tokio::spawn(prune(
+                db.clone(),
+                settings.own.processed_messages.retention(),
+            )),
             tokio::spawn(checkpoint(db.clone())),
         ];
         // Counting starts with the first delivery, before `serve` would install the recorder.
@@ -138,22 +138,6 @@ impl Own {
         }
         self.db.close().await;
     }
-}
-
-/// Connects to the offers database, trying again with backoff while it is away (a database
-/// that refuses, e.g. a wrong password, fails at once), as the broker connection does.
-async fn connect(settings: &DatabaseSettings) -> Result<OfferDb, OfferError> {
-    let backoff = ExponentialBuilder::default()
-        .with_max_delay(CONNECT_RETRY_MAX)
-        .with_jitter()
-        .without_max_times();
-    (|| OfferDb::connect(settings))
-        .retry(backoff)
-        .when(OfferError::is_unavailable)
-        .notify(|error, delay| {
-            warn!(error = %error.with_causes(), retry_in = ?delay, "the offer database does not answer yet");
-        })
-        .await
 }
 
 /// Hands every refreshed business rule to the writer.

@@ -7,7 +7,7 @@ use common::bootstrap::BootstrapError;
 use common::messaging::MessagingError;
 use serde_json::json;
 
-use crate::offers::OfferError;
+use common::database::DatabaseError;
 
 /// Why the service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +15,7 @@ pub enum StartupError {
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
     #[error(transparent)]
-    Database(#[from] OfferError),
+    Database(#[from] DatabaseError),
     #[error("cannot subscribe to the VIP queue")]
     Subscribe(#[from] MessagingError),
 }
@@ -30,7 +30,7 @@ pub enum ApiError {
     #[error("no offers for this account")]
     NoOffers,
     #[error("the offer database failed")]
-    Store(#[from] OfferError),
+    Store(#[from] DatabaseError),
 }
 
 impl ApiError {

@@ -1,11 +1,9 @@
 //! vipservice's own settings, read next to the common ones from the same config files.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::redact::redact_url;
-
 use common::config::{InvalidSetting, Settings};
+use common::database::{DatabaseRole, DatabaseSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::offers::OfferRule;
@@ -16,7 +14,9 @@ use crate::offers::OfferRule;
 pub struct VipSettings {
     /// The work queue notifications arrive on (tests use their own).
     pub vip_queue: String,
-    pub offers: DatabaseSettings,
+    /// The offers database that every replica shares.
+    pub offers: OffersDatabaseSettings,
+    pub processed_messages: ProcessedMessagesSettings,
     pub offer: OfferSettings,
 }
 
@@ -24,66 +24,44 @@ impl Default for VipSettings {
     fn default() -> Self {
         Self {
             vip_queue: common::notification::VIP_QUEUE.to_owned(),
-            offers: DatabaseSettings::default(),
+            offers: OffersDatabaseSettings::default(),
+            processed_messages: ProcessedMessagesSettings::default(),
             offer: OfferSettings::default(),
         }
     }
 }
 
-/// The offers database that every replica shares.
+/// The offers database: the section `offers`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffersDatabase;
+
+impl DatabaseRole for OffersDatabase {
+    const SETTING: &'static str = "offers";
+    const DEFAULT_URL: &'static str = "sqlite://data/vipservice.db?mode=rwc";
+    /// One writes, the others serve `/offers`.
+    const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+}
+
+pub type OffersDatabaseSettings = DatabaseSettings<OffersDatabase>;
+
+/// The inbox of processed message ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DatabaseSettings {
-    /// `sqlite://PATH?mode=rwc` (the file and its folder are created; every replica on the
-    /// host opens the same file) or `postgres://USER@HOST:PORT/DB` (replicas on several
-    /// hosts). Printed with its password redacted.
-    pub database_url: String,
-    /// A file holding the password of a `postgres://` URL (a Swarm secret), so that the URL
-    /// in the settings carries none. Its trailing newline is ignored.
-    pub database_password_file: Option<PathBuf>,
-    /// Connections this replica opens at most: one writes, the others serve `/offers`.
-    pub max_connections: u32,
+pub struct ProcessedMessagesSettings {
     /// How long a processed message id is remembered (and a redelivery of it recognised).
-    pub processed_retention_days: u32,
+    pub retention_days: u32,
 }
 
-impl Default for DatabaseSettings {
+impl Default for ProcessedMessagesSettings {
     fn default() -> Self {
-        Self {
-            database_url: "sqlite://data/vipservice.db?mode=rwc".into(),
-            database_password_file: None,
-            max_connections: 4,
-            processed_retention_days: 7,
-        }
+        Self { retention_days: 7 }
     }
 }
 
-impl DatabaseSettings {
-    /// The URL to connect with: the password file's content put into it, if one is set.
-    pub fn url_with_password(&self) -> Result<String, crate::offers::OfferError> {
-        use crate::offers::OfferError;
-        let Some(path) = &self.database_password_file else {
-            return Ok(self.database_url.clone());
-        };
-        let password =
-            std::fs::read_to_string(path).map_err(|source| OfferError::PasswordFile {
-                path: path.clone(),
-                source,
-            })?;
-        let invalid = |reason: &str| OfferError::Url {
-            url: redact_url(&self.database_url),
-            source: sqlx::Error::Configuration(reason.into()),
-        };
-        let mut url = url::Url::parse(&self.database_url)
-            .map_err(|_| invalid("not a URL to put the password file's password into"))?;
-        url.set_password(Some(password.trim_end_matches(['\r', '\n'])))
-            .map_err(|()| invalid("this URL cannot carry a password"))?;
-        Ok(url.into())
-    }
-
+impl ProcessedMessagesSettings {
     /// How long processed message ids are kept.
     pub fn retention(&self) -> Duration {
-        Duration::from_secs(u64::from(self.processed_retention_days) * 24 * 3600)
+        Duration::from_secs(u64::from(self.retention_days) * 24 * 3600)
     }
 }
 
@@ -119,28 +97,16 @@ impl OfferSettings {
 
 impl Settings for VipSettings {
     /// The database is connected and the queue subscribed once, at startup.
-    const RESTART_KEYS: &'static [&'static str] = &["offers", "vip_queue"];
+    const RESTART_KEYS: &'static [&'static str] = &["offers", "processed_messages", "vip_queue"];
 
     fn validate(&self) -> Result<(), InvalidSetting> {
         if self.vip_queue.is_empty() {
             return Err(InvalidSetting::new("vip_queue", "must not be empty"));
         }
-        let url = &self.offers.database_url;
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
+        self.offers.validate()?;
+        if self.processed_messages.retention_days == 0 {
             return Err(InvalidSetting::new(
-                "offers.database_url",
-                format!(
-                    "must be a sqlite: or postgres:// URL, not {:?}",
-                    redact_url(url)
-                ),
-            ));
-        }
-        if self.offers.processed_retention_days == 0 {
-            return Err(InvalidSetting::new(
-                "offers.processed_retention_days",
+                "processed_messages.retention_days",
                 "must be at least 1",
             ));
         }

@@ -4,7 +4,7 @@ use test_support::TestDatabase;
 
 use super::*;
 use crate::offers::{DEFAULT_MAX_BATCH, OfferDb, OfferRule};
-use crate::settings::DatabaseSettings;
+use crate::settings::OffersDatabaseSettings;
 
 struct Fixture {
     _database: TestDatabase,
@@ -14,10 +14,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let database = TestDatabase::sqlite();
-    let settings = DatabaseSettings {
-        database_url: database.url().to_owned(),
-        ..DatabaseSettings::default()
-    };
+    let settings = OffersDatabaseSettings::at(database.url());
     let db = Arc::new(OfferDb::connect(&settings).await.expect("db opens"));
     let writer = OfferWriter::start(db.clone(), OfferRule::default(), DEFAULT_MAX_BATCH);
     Fixture {

@@ -10,16 +10,16 @@
 //! creates nothing new.
 
 mod db;
-mod error;
 mod model;
 mod writer;
 
 pub use db::{Incoming, OfferDb};
-pub use error::OfferError;
 pub use model::{Offer, OfferRule, Outcome};
 pub use writer::{DEFAULT_MAX_BATCH, DatabaseDown, OfferWriter};
 
 use std::sync::Arc;
+
+use common::database::DatabaseError;
 
 /// Why [`OfferWriter::record`] gave no outcome. Nothing was recorded: the message can be
 /// redelivered safely.
@@ -27,7 +27,7 @@ use std::sync::Arc;
 pub enum RecordError {
     /// The database refused the notification's transaction (not for being away).
     #[error("the offer transaction failed")]
-    Store(#[source] Arc<OfferError>),
+    Store(#[source] Arc<DatabaseError>),
     /// The database is away and the service is stopping: nobody waits for it any more.
     #[error("the offer database is away: {0}")]
     Unavailable(String),

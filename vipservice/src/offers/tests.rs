@@ -11,16 +11,13 @@ use test_support::{TcpProxy, TestDatabase};
 use tokio::time::{Instant, timeout};
 
 use super::*;
-use crate::settings::DatabaseSettings;
+use crate::settings::OffersDatabaseSettings;
 
 /// How long anything a test waits for may take.
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn settings(url: &str) -> DatabaseSettings {
-    DatabaseSettings {
-        database_url: url.to_owned(),
-        ..DatabaseSettings::default()
-    }
+fn settings(url: &str) -> OffersDatabaseSettings {
+    OffersDatabaseSettings::at(url)
 }
 
 /// One replica's view of a database: its own pool and writer.
@@ -435,19 +432,14 @@ async fn a_password_file_completes_the_url() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("password");
     std::fs::write(&file, "s3cret\n").unwrap();
-    let with_file = DatabaseSettings {
-        database_url: "postgres://vipservice@db:5432/offers".into(),
-        database_password_file: Some(file),
-        ..DatabaseSettings::default()
-    };
+    let mut with_file = OffersDatabaseSettings::at("postgres://vipservice@db:5432/offers");
+    with_file.database_password_file = Some(file);
     assert_eq!(
         with_file.url_with_password().unwrap(),
         "postgres://vipservice:s3cret@db:5432/offers"
     );
-    let missing = DatabaseSettings {
-        database_password_file: Some(dir.path().join("absent")),
-        ..with_file
-    };
+    let mut missing = with_file;
+    missing.database_password_file = Some(dir.path().join("absent"));
     let text = missing.url_with_password().unwrap_err().with_causes();
     assert!(
         text.contains("absent") && text.contains("offers.database_password_file"),

@@ -20,7 +20,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
 use vipservice::offers::{Offer, OfferDb};
-use vipservice::settings::DatabaseSettings;
+use vipservice::settings::OffersDatabaseSettings;
 
 /// How long anything a test waits for may take.
 pub const LIMIT: Duration = Duration::from_secs(30);
@@ -106,10 +106,7 @@ impl Setup {
 
     /// The offers in the database, as the test sees them directly.
     pub async fn offers(&self, account_id: &str) -> Vec<Offer> {
-        let settings = DatabaseSettings {
-            database_url: self.database.url().to_owned(),
-            ..DatabaseSettings::default()
-        };
+        let settings = OffersDatabaseSettings::at(self.database.url());
         let db = OfferDb::connect(&settings)
             .await
             .expect("the test reaches the database");

@@ -1,40 +1,41 @@
-//! Errors of the offer database.
+//! Errors of a service's database.
 
 use std::path::PathBuf;
 
-/// Why the offer database could not do what was asked. Every variant names the database by its
-/// URL, password redacted.
+/// Why the database could not do what was asked. Each variant names the setting to check or
+/// the database by its URL, password redacted.
 #[derive(Debug, thiserror::Error)]
-pub enum OfferError {
-    #[error("offer database URL {url} (setting `offers.database_url`) is invalid")]
+pub enum DatabaseError {
+    #[error("database URL {url} (setting `{setting}.database_url`) is invalid")]
     Url {
+        setting: &'static str,
         url: String,
         #[source]
         source: sqlx::Error,
     },
     #[error(
-        "cannot read the offer database password from {path} (setting `offers.database_password_file`)"
+        "cannot read the database password from {path} (setting `{setting}.database_password_file`)"
     )]
     PasswordFile {
+        setting: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "cannot create the folder {path} of the offer database (setting `offers.database_url`)"
-    )]
+    #[error("cannot create the folder {path} of the database (setting `{setting}.database_url`)")]
     Folder {
+        setting: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot apply the offer database's migrations to {url}")]
+    #[error("cannot apply the migrations to database {url}")]
     Migrate {
         url: String,
         #[source]
         source: sqlx::migrate::MigrateError,
     },
-    #[error("offer database {url}: cannot {action}")]
+    #[error("database {url}: cannot {action}")]
     Query {
         url: String,
         action: &'static str,
@@ -43,7 +44,7 @@ pub enum OfferError {
     },
 }
 
-impl OfferError {
+impl DatabaseError {
     /// The error and its causes on one line, for logs and `/health`.
     pub fn with_causes(&self) -> String {
         let mut text = self.to_string();
@@ -58,7 +59,7 @@ impl OfferError {
 
     /// Whether the database is away (unreachable, restarting, out of connections, out of
     /// space) rather than refusing this particular request: what failed then may well work
-    /// once the database is back, so it is waited for, not dead-lettered.
+    /// once the database is back, so it is waited for, not given up on.
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Query { source, .. } => is_unavailable(source),
@@ -72,9 +73,10 @@ impl OfferError {
 }
 
 /// Connection-level failures and the database codes that mean "not now": PostgreSQL's
-/// connection exceptions (08), insufficient resources (53), operator intervention (57: admin
-/// shutdown, cannot connect now), serialization failure and deadlock (40001, 40P01);
-/// SQLite's busy, locked, I/O error and full disk (5, 6, 10, 13, extended codes included).
+/// connection exceptions (08), insufficient resources (53: disk full, out of memory, too many
+/// connections), operator intervention (57: admin shutdown, cannot connect now), serialization
+/// failure and deadlock (40001, 40P01); SQLite's busy, locked, I/O error and full disk (5, 6,
+/// 10, 13, extended codes included).
 fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)

@@ -55,8 +55,8 @@ quotes:
   url: http://127.0.0.1:1/api/quote?strength=4
 log_level: warn
 EOF
-printf 'server_port: 16767\nserver_name: accountservice membench\nvip_queue: %s\nstore:\n  path: %s\n' \
-  "$queue" "$work/account.redb" >"$work/repo/accountservice-membench.yml"
+printf 'server_port: 16767\nserver_name: accountservice membench\nvip_queue: %s\nstore:\n  path: %s\noutbox:\n  database_url: sqlite://%s?mode=rwc\n' \
+  "$queue" "$work/account.redb" "$work/outbox.db" >"$work/repo/accountservice-membench.yml"
 printf 'server_port: 16868\nserver_name: vipservice membench\nvip_queue: %s\noffers:\n  database_url: sqlite://%s?mode=rwc\n' \
   "$queue" "$work/vipservice.db" >"$work/repo/vipservice-membench.yml"
 

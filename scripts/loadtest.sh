@@ -105,6 +105,7 @@ service_env=(GOBLOG_VIP_QUEUE="$queue" GOBLOG_CONFIG_EVENT_BUS="$bus"
 
 start_account() {
   env "${service_env[@]}" GOBLOG_SERVER_PORT="$account_port" GOBLOG_STORE__PATH="$tmp/accountservice.redb" \
+    GOBLOG_OUTBOX__DATABASE_URL="sqlite://$tmp/accountservice-outbox.db?mode=rwc" \
     "$bin/accountservice" --profile local --config-repo "$tmp/config-repo" \
     >>"$tmp/accountservice.log" 2>&1 &
   echo $! >"$tmp/accountservice.pid"

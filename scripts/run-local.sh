@@ -88,13 +88,17 @@ data_dir=$run_dir/data
 mkdir -p "$data_dir"
 ln -s "$run_name" "logs/.latest.$$" && mv -Tf "logs/.latest.$$" logs/latest
 log_of() { echo "$run_dir/$1.log"; }
-step "this run's logs, accountservice's store and the offers database: $run_dir/ (logs/latest)"
+step "this run's logs, accountservice's store and outbox and the offers database: $run_dir/ (logs/latest)"
 
 # vipservice keeps no state of its own: both replicas open ONE offers database, this run's
 # SQLite file (offers.database_url; the local profile's default is data/vipservice.db).
 offers_db=$data_dir/vipservice.db
 vip_store_env() { echo "GOBLOG_OFFERS__DATABASE_URL=sqlite://$offers_db?mode=rwc"; }
-account_store_env() { echo "GOBLOG_STORE__PATH=$data_dir/accountservice.redb"; }
+# accountservice's account store and its outbox (outbox.database_url), this run's too.
+account_store_env() {
+  echo "GOBLOG_STORE__PATH=$data_dir/accountservice.redb"
+  echo "GOBLOG_OUTBOX__DATABASE_URL=sqlite://$data_dir/accountservice-outbox.db?mode=rwc"
+}
 
 # True while PID runs (a zombie, dead but not yet reaped, does not count).
 alive() {
@@ -216,9 +220,10 @@ cargo build --release -p accountservice -p vipservice
 # start NAME STORE_SETTING: the service in the background, its log in this run's folder.
 # `env` execs the binary, so `$!` is the service's own PID.
 start() {
-  local name=$1 store=$2
+  local name=$1 stores
+  mapfile -t stores <<<"$2"
   step "starting $name on :${port_of[$name]} ($(log_of "$name"))"
-  env GOBLOG_SERVER_PORT="${port_of[$name]}" "$store" "${amqp_env[@]}" \
+  env GOBLOG_SERVER_PORT="${port_of[$name]}" "${stores[@]}" "${amqp_env[@]}" \
     "$bin_dir/${name%-[0-9]}" --profile local --config-repo config-repo \
     >"$(log_of "$name")" 2>&1 &
   pid_of[$name]=$!

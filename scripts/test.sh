@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace against a real RabbitMQ and PostgreSQL, each started (or
 # installed, as root with apt) if none answers: scripts/ensure-broker.sh, then
-# scripts/ensure-postgres.sh, then `cargo test --workspace --all-targets`.
+# scripts/ensure-postgres.sh, then `cargo test --workspace --all-targets`. As root it also
+# runs the tests marked ignored for needing root (they mount a small tmpfs to fill a disk).
 #
 #   scripts/test.sh [CARGO TEST ARGUMENTS...]   # e.g. scripts/test.sh -p common -- --nocapture
 #
@@ -17,4 +18,12 @@ case "${1:-}" in
 esac
 scripts/ensure-broker.sh
 scripts/ensure-postgres.sh
-cargo test --workspace --all-targets "$@"
+as_root=()
+if [ "$(id -u)" = 0 ]; then
+  # After the caller's own `--`, if any: everything past it goes to the test binaries.
+  case " $* " in
+    *" -- "*) as_root=(--include-ignored) ;;
+    *) as_root=(-- --include-ignored) ;;
+  esac
+fi
+cargo test --workspace --all-targets "$@" "${as_root[@]}"

@@ -10,16 +10,23 @@ use common::bootstrap::{
     BootstrapError, Launch, Service, ServiceSettings, metrics_handle, served_by,
 };
 use common::config::Refreshable;
+use common::database::DatabaseError;
 use common::messaging::QueueSpec;
-use tokio::sync::watch;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::notify::{Notifier, Relay, describe_metrics};
+use crate::notifier::OutboxNotifier;
+use crate::outbox::db::Changes;
+use crate::outbox::{OutboxDb, OutboxWriter, Relay, describe_metrics};
 use crate::quotes::{QuotesClient, QuotesError, QuotesSettings};
 use crate::routes::{AppState, router};
-use crate::settings::{AccountSettings, NotificationSettings};
+use crate::settings::AccountSettings;
 use crate::store::{RedbAccountStore, StoreError};
+
+/// Committed batches waiting for the relay; past this, new entries are written due and the
+/// relay claims them from the table.
+const FRESH_BATCHES: usize = 64;
 
 /// Why the service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +36,9 @@ pub enum AppError {
     /// The store could not be opened where `store.path` says.
     #[error("the account store could not be opened: check the setting `store.path`")]
     OpenStore(#[source] StoreError),
+    /// The outbox database refused (a database that is away is waited for).
+    #[error("the outbox database could not be opened")]
+    OpenOutbox(#[source] DatabaseError),
     #[error(transparent)]
     Quotes(#[from] QuotesError),
 }
@@ -42,14 +52,15 @@ pub struct Application {
 /// What accountservice adds to the shared bootstrap.
 struct Own {
     state: AppState,
-    notifications: NotificationSettings,
+    outbox: Arc<OutboxDb>,
+    writer: Arc<OutboxWriter>,
     stop_relay: CancellationToken,
     relay: JoinHandle<()>,
 }
 
 impl Application {
     /// Starts the bootstrap (settings, logging, broker, bus) and, while it subscribes to the
-    /// bus, opens the store and starts the outbox relay.
+    /// bus, opens the store and the outbox and starts the outbox's writer and relay.
     pub async fn build(launch: Launch) -> Result<Self, AppError> {
         let (service, own) = Service::start_with(launch, Own::start).await?;
         Ok(Self { service, own })
@@ -65,35 +76,43 @@ impl Application {
         self.service.refreshed()
     }
 
-    /// Serves until `shutdown` resolves, then: in-flight requests finish, in-flight publishes
-    /// get a bounded wait and whatever is unconfirmed goes to the outbox, the relay stops and
-    /// the broker connection closes.
+    /// Serves until `shutdown` resolves, then: in-flight requests finish (their notifications
+    /// committed), the relay gets a bounded wait for the publishes under way and leaves the
+    /// rest in the outbox, the writer applies what it holds, the broker connection closes.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let Self { mut service, own } = self;
-        let served = service.serve(router(own.state.clone()), shutdown).await;
-        let persisted = own
-            .state
-            .notifier
-            .shut_down(own.notifications.shutdown_grace())
-            .await;
-        tracing::info!(persisted, "VIP notifications settled");
-        own.stop_relay.cancel();
-        if let Err(error) = own.relay.await {
+        let Own {
+            state,
+            outbox,
+            writer,
+            stop_relay,
+            relay,
+        } = own;
+        let served = service.serve(router(state), shutdown).await;
+        stop_relay.cancel();
+        if let Err(error) = relay.await {
             tracing::error!(%error, "the outbox relay failed");
         }
-        // Everything unconfirmed is in the outbox by now: a failing close loses nothing.
+        match Arc::into_inner(writer) {
+            Some(writer) => writer.close().await,
+            None => {
+                tracing::warn!("the outbox writer is still shared; leaving it to stop by itself")
+            }
+        }
+        // Every notification answered 200 is in the outbox: a failing close loses nothing.
         if let Err(error) = service.close().await {
             tracing::warn!(%error, "the broker connection did not close cleanly");
         }
+        outbox.close().await;
         Ok(served?)
     }
 }
 
 impl Own {
-    /// Opens the store, builds the notifier and starts the relay.
+    /// Opens the store and the outbox, and starts the outbox's writer and relay.
     async fn start(service: &Service<AccountSettings>) -> Result<Self, AppError> {
         let settings = service.settings();
         let current = settings.current();
@@ -104,27 +123,40 @@ impl Own {
             .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
             .map_err(AppError::OpenStore)?;
         let store = Arc::new(store);
-        let messaging = service.messaging();
+        let outbox = OutboxDb::connect_when_available(&own.outbox)
+            .await
+            .map_err(AppError::OpenOutbox)?;
+        let outbox = Arc::new(outbox);
+        let owner: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+        move_legacy_outbox(&store, &outbox, &owner).await?;
         // The recorder is installed on first use; metrics recorded before it would be lost.
         if metrics_handle().is_some() {
             describe_metrics();
         }
-        let queue = QueueSpec::work_queue(&own.vip_queue, current.settings.core.amqp.queue_type);
-        let notifier = Notifier::new(
-            Arc::clone(&messaging),
-            store.clone(),
-            queue.clone(),
-            own.notifications.max_in_flight,
-            own.notifications.publish_timeout(),
-        );
+        let notifications = own.notifications.clone();
+        let (fresh, fresh_batches) = mpsc::channel(FRESH_BATCHES);
+        let due = Arc::new(Notify::new());
+        let writer = Arc::new(OutboxWriter::start(
+            outbox.clone(),
+            owner.clone(),
+            notifications.lease(),
+            fresh,
+            due.clone(),
+        ));
         let relay = Relay {
-            messaging: Arc::clone(&messaging),
-            outbox: store.clone(),
-            queue,
-            outbox_written: notifier.outbox_written(),
+            messaging: service.messaging(),
+            db: outbox.clone(),
+            settler: writer.settler(),
+            queue: QueueSpec::work_queue(&own.vip_queue, current.settings.core.amqp.queue_type),
+            owner,
+            lease: notifications.lease(),
+            publish_timeout: notifications.publish_timeout(),
+            max_in_flight: notifications.max_in_flight,
+            fresh: fresh_batches,
+            due,
         };
         let stop_relay = CancellationToken::new();
-        let relay = tokio::spawn(relay.run(stop_relay.clone()));
+        let relay = tokio::spawn(relay.run(stop_relay.clone(), notifications.shutdown_grace()));
         let quotes = Arc::new(ArcSwap::from_pointee(QuotesClient::new(&own.quotes)?));
         tokio::spawn(follow_quotes(
             settings.clone(),
@@ -132,22 +164,62 @@ impl Own {
             quotes.clone(),
         ));
         let state = AppState {
-            accounts: store.clone(),
-            outbox: store,
+            accounts: store,
+            outbox: Some(outbox.clone()),
+            outbox_down: writer.down(),
             quotes,
-            notifier: Arc::new(notifier),
+            notifier: Arc::new(OutboxNotifier {
+                writer: writer.clone(),
+            }),
             is_vip: vip_policy(settings),
-            broker: messaging.status(),
+            broker: service.messaging().status(),
             served_by: served_by().to_string().into(),
             healthy: Arc::new(AtomicBool::new(true)),
         };
         Ok(Self {
-            notifications: own.notifications.clone(),
             state,
+            outbox,
+            writer,
             stop_relay,
             relay,
         })
     }
+}
+
+/// Moves what an earlier version left in the redb file's outbox into the outbox database (due
+/// at once), then deletes it there.
+async fn move_legacy_outbox(
+    store: &Arc<RedbAccountStore>,
+    outbox: &OutboxDb,
+    owner: &str,
+) -> Result<(), AppError> {
+    let reading = Arc::clone(store);
+    let legacy = tokio::task::spawn_blocking(move || reading.legacy_outbox())
+        .await
+        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
+        .map_err(AppError::OpenStore)?;
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    let changes = Changes {
+        appended: &legacy,
+        ..Changes::default()
+    };
+    outbox
+        .apply(owner, &changes, chrono::Utc::now())
+        .await
+        .map_err(AppError::OpenOutbox)?;
+    let dropping = Arc::clone(store);
+    tokio::task::spawn_blocking(move || dropping.drop_legacy_outbox())
+        .await
+        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
+        .map_err(AppError::OpenStore)?;
+    tracing::info!(
+        count = legacy.len(),
+        database = outbox.url(),
+        "moved the notifications an earlier version left in the store's outbox"
+    );
+    Ok(())
 }
 
 /// VIP ids are read from the settings current at each request, so a refresh applies at once.

@@ -1,11 +1,15 @@
 //! Errors as HTTP clients see them: a status and a JSON body that never shows internals.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::outbox::AppendError;
 use crate::store::StoreError;
+
+/// What a 503 asks the client to wait: the outbox writer probes the database twice a second.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +29,10 @@ pub enum ApiError {
     /// The store failed; the cause is logged, not sent.
     #[error("the account store failed")]
     Store(#[from] StoreError),
+    /// A VIP read whose notification could not be made durable: not answered 200, so the
+    /// client knows to try again. The cause is logged (and on `/health`), not sent.
+    #[error("the notification of this VIP read cannot be stored; try again later")]
+    Outbox(#[from] AppendError),
 }
 
 impl ApiError {
@@ -33,6 +41,7 @@ impl ApiError {
             Self::InvalidAccountId | Self::NotABool => StatusCode::BAD_REQUEST,
             Self::AccountNotFound | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Outbox(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -43,8 +52,19 @@ impl IntoResponse for ApiError {
         if let Self::Store(cause) = &self {
             tracing::error!(error = cause as &dyn std::error::Error, "request failed");
         }
+        // Logged once per outage by the outbox writer; per request only at debug.
+        if let Self::Outbox(cause) = &self {
+            tracing::debug!(error = %cause, "VIP read refused");
+        }
         let body = json!({"error": self.to_string(), "status": status.as_u16()});
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{InvalidSetting, Settings};
+use common::database::{DatabaseRole, DatabaseSettings};
 use common::notification::{VIP_QUEUE, is_valid_account_id};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,8 @@ pub struct AccountSettings {
     pub vip_queue: String,
     pub quotes: QuotesSettings,
     pub store: StoreSettings,
+    /// The outbox's database; in Swarm the stack's PostgreSQL, so it outlives a task.
+    pub outbox: OutboxDatabaseSettings,
     pub notifications: NotificationSettings,
 }
 
@@ -30,6 +33,7 @@ impl Default for AccountSettings {
             vip_queue: VIP_QUEUE.to_owned(),
             quotes: QuotesSettings::default(),
             store: StoreSettings::default(),
+            outbox: OutboxDatabaseSettings::default(),
             notifications: NotificationSettings::default(),
         }
     }
@@ -43,9 +47,10 @@ impl AccountSettings {
 }
 
 impl Settings for AccountSettings {
-    /// The store is opened, the quotes client built and the notifier sized once, at start.
+    /// The store and the outbox are opened, the quotes client built and the relay sized once,
+    /// at start.
     const RESTART_KEYS: &'static [&'static str] =
-        &["store", "quotes", "vip_queue", "notifications"];
+        &["store", "outbox", "quotes", "vip_queue", "notifications"];
 
     fn validate(&self) -> Result<(), InvalidSetting> {
         if let Some(bad) = self
@@ -61,6 +66,7 @@ impl Settings for AccountSettings {
         if self.vip_queue.is_empty() {
             return Err(InvalidSetting::new("vip_queue", "must not be empty"));
         }
+        self.outbox.validate()?;
         if self.notifications.max_in_flight == 0 {
             return Err(InvalidSetting::new(
                 "notifications.max_in_flight",
@@ -71,7 +77,20 @@ impl Settings for AccountSettings {
     }
 }
 
-/// Where the embedded database lives.
+/// The outbox database: the section `outbox`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxDatabase;
+
+impl DatabaseRole for OutboxDatabase {
+    const SETTING: &'static str = "outbox";
+    const DEFAULT_URL: &'static str = "sqlite://data/accountservice-outbox.db?mode=rwc";
+    /// One writes; the relay claims, `/health` counts.
+    const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+}
+
+pub type OutboxDatabaseSettings = DatabaseSettings<OutboxDatabase>;
+
+/// Where the embedded account store lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StoreSettings {
@@ -90,13 +109,16 @@ impl Default for StoreSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NotificationSettings {
-    /// Publishes under way at once; past this, notifications go straight to the outbox.
-    /// 256 awaiting a confirm of a few ms is more than the broker takes per second on this
-    /// machine kind; each one more in flight is memory (a task, its message, its frames).
+    /// Publishes under way at once; past this, notifications wait in the outbox's table, not
+    /// in memory. 256 awaiting a confirm of a few ms is more than the broker takes per second
+    /// on this machine kind; each one more in flight is memory (its message, its frames).
     pub max_in_flight: usize,
-    /// How long one publish may take before its notification goes to the outbox.
+    /// How long one publish may take before it counts as failed (its notification stays in
+    /// the outbox and is published again). A replica's lease on the entries it publishes is
+    /// twice this.
     pub publish_timeout_ms: u64,
-    /// How long shutdown waits for in-flight publishes before persisting them.
+    /// How long shutdown waits for the publishes under way; what is unconfirmed then stays in
+    /// the outbox for the next relay.
     pub shutdown_grace_ms: u64,
 }
 
@@ -113,6 +135,12 @@ impl Default for NotificationSettings {
 impl NotificationSettings {
     pub fn publish_timeout(&self) -> Duration {
         Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    /// How long the entries this replica publishes stay its own before any relay may claim
+    /// them.
+    pub fn lease(&self) -> Duration {
+        self.publish_timeout().saturating_mul(2)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

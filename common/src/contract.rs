@@ -6,12 +6,14 @@
 pub mod accountservice {
     /// Notifications the broker confirmed (straight away, or later from the outbox).
     pub const PUBLISHED: &str = "vip_notifications_published_total";
-    /// Notifications that could not be published (they stay in the outbox).
+    /// Publishes that failed or timed out (their notifications stay in the outbox).
     pub const FAILED: &str = "vip_notifications_failed_total";
-    /// Notifications written to the outbox because the broker was away.
+    /// Notifications written to the outbox (every VIP read answered 200).
     pub const BUFFERED: &str = "vip_notifications_buffered_total";
-    /// Notifications waiting in the outbox.
+    /// Notifications in the outbox, not yet confirmed by the broker.
     pub const OUTBOX_DEPTH: &str = "vip_outbox_depth";
+    /// Age of the oldest notification in the outbox, in seconds (0 when it is empty).
+    pub const OUTBOX_OLDEST_AGE: &str = "vip_outbox_oldest_age_seconds";
 }
 
 /// vipservice's metrics.

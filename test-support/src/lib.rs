@@ -5,6 +5,7 @@
 //!   it is dropped, so a failing test leaves nothing on the broker either.
 //! - [`Broker`]: a plain connection to inspect queues, publish raw bytes and take messages.
 //! - [`TestDatabase`]: a SQLite file or PostgreSQL database of one test's own, dropped after.
+//! - [`SmallDisk`]: a small tmpfs a test fills, for full-disk behaviour (needs root).
 //! - [`TcpProxy`]: sits between a client and the broker and can cut every connection, to
 //!   test recovery without stopping the broker that other tests share.
 //!
@@ -14,12 +15,14 @@
 mod broker;
 mod cleanup;
 mod database;
+mod disk;
 mod message;
 mod proxy;
 
 pub use broker::{Broker, amqp_url};
 pub use cleanup::Cleanup;
 pub use database::{TestDatabase, postgres_url};
+pub use disk::SmallDisk;
 pub use message::{Headers, Message, Properties, Value};
 pub use proxy::TcpProxy;
 

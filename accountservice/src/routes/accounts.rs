@@ -1,4 +1,5 @@
-//! `GET /accounts/{accountId}`: the account, who served it, a quote; VIP reads are announced.
+//! `GET /accounts/{accountId}`: the account, who served it, a quote; a VIP read is answered
+//! only once its notification is durable.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -33,7 +34,7 @@ pub async fn get_account(
         .account(&account_id)?
         .ok_or(ApiError::AccountNotFound)?;
     if (state.is_vip)(&account.id) {
-        state.notifier.notify(&account.id);
+        state.notifier.notify(&account.id).await?;
     }
     let quote = state.quotes.load_full().quote().await;
     Ok(Json(AccountResponse {

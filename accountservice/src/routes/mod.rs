@@ -13,9 +13,10 @@ use common::messaging::LinkStatus;
 use tokio::sync::watch;
 
 use crate::error::no_route;
-use crate::notify::Notifier;
+use crate::notifier::VipNotifier;
+use crate::outbox::{OutboxDb, OutboxDown};
 use crate::quotes::QuotesClient;
-use crate::store::{AccountStore, Outbox};
+use crate::store::AccountStore;
 
 /// Decides, per request, whether an account is VIP (from the settings current at that moment).
 pub type VipPolicy = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -24,10 +25,13 @@ pub type VipPolicy = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 #[derive(Clone)]
 pub struct AppState {
     pub accounts: Arc<dyn AccountStore>,
-    pub outbox: Arc<dyn Outbox>,
+    /// For `/health`: its depth. `None` in handler tests.
+    pub outbox: Option<Arc<OutboxDb>>,
+    /// Whether the outbox takes writes.
+    pub outbox_down: OutboxDown,
     /// Replaced when a refresh changes `quotes.*`.
     pub quotes: Arc<ArcSwap<QuotesClient>>,
-    pub notifier: Arc<Notifier>,
+    pub notifier: Arc<dyn VipNotifier>,
     pub is_vip: VipPolicy,
     pub broker: watch::Receiver<LinkStatus>,
     /// `servedBy` in responses: this instance's address.

@@ -1,25 +1,22 @@
-//! Handler tests: the routes in-process over mocks of the store and the messaging trait.
+//! Handler tests: the routes in-process over mocks of the store and the notifier.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::body::{Body, to_bytes};
-use axum::http::{Request, StatusCode};
-use common::messaging::{LinkStatus, MessagingError, MockMessaging, QueueSpec, QueueType};
+use axum::http::{Request, StatusCode, header};
+use common::messaging::LinkStatus;
 use serde_json::Value;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::{AppState, router};
 use crate::account::Account;
-use crate::notify::Notifier;
-use arc_swap::ArcSwap;
-
+use crate::notifier::MockVipNotifier;
+use crate::outbox::AppendError;
 use crate::quotes::{QuotesClient, QuotesSettings};
-use crate::store::{MockAccountStore, MockOutbox, OutboxEntry};
-
-const QUEUE: &str = "vip_queue.test";
+use crate::store::MockAccountStore;
 
 /// A store with accounts `10000` (VIP) and `10001`.
 fn accounts() -> MockAccountStore {
@@ -37,17 +34,10 @@ fn accounts() -> MockAccountStore {
 struct Harness {
     state: AppState,
     broker: watch::Sender<LinkStatus>,
+    outbox_down: watch::Sender<Option<String>>,
 }
 
-fn harness(accounts: MockAccountStore, messaging: MockMessaging, outbox: MockOutbox) -> Harness {
-    let outbox: Arc<MockOutbox> = Arc::new(outbox);
-    let notifier = Notifier::new(
-        Arc::new(messaging),
-        outbox.clone(),
-        QueueSpec::work_queue(QUEUE, QueueType::Classic),
-        2,
-        Duration::from_secs(5),
-    );
+fn harness(accounts: MockAccountStore, notifier: MockVipNotifier) -> Harness {
     // Nothing listens there: every quote fails fast and the breaker opens.
     let quotes = QuotesClient::new(&QuotesSettings {
         url: "http://127.0.0.1:9/api/quote".into(),
@@ -56,10 +46,12 @@ fn harness(accounts: MockAccountStore, messaging: MockMessaging, outbox: MockOut
     })
     .expect("quotes client");
     let (broker_tx, broker) = watch::channel(LinkStatus::Connected);
+    let (down_tx, outbox_down) = watch::channel(None);
     Harness {
         state: AppState {
             accounts: Arc::new(accounts),
-            outbox,
+            outbox: None,
+            outbox_down,
             quotes: Arc::new(ArcSwap::from_pointee(quotes)),
             notifier: Arc::new(notifier),
             is_vip: Arc::new(|id| id == "10000"),
@@ -68,6 +60,7 @@ fn harness(accounts: MockAccountStore, messaging: MockMessaging, outbox: MockOut
             healthy: Arc::new(AtomicBool::new(true)),
         },
         broker: broker_tx,
+        outbox_down: down_tx,
     }
 }
 
@@ -90,35 +83,23 @@ async fn send(state: &AppState, method: &str, uri: &str) -> (StatusCode, Value) 
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-fn silent_messaging() -> MockMessaging {
-    let mut messaging = MockMessaging::new();
-    messaging.expect_publish_on_queue().never();
-    messaging
+fn silent() -> MockVipNotifier {
+    let mut notifier = MockVipNotifier::new();
+    notifier.expect_notify().never();
+    notifier
 }
 
 #[tokio::test]
-async fn a_vip_read_publishes_exactly_once_with_the_right_json() {
-    let mut messaging = MockMessaging::new();
-    messaging
-        .expect_publish_on_queue()
+async fn a_vip_read_is_answered_once_its_notification_is_durable() {
+    let mut notifier = MockVipNotifier::new();
+    notifier
+        .expect_notify()
         .times(1)
-        .withf(|queue, message| {
-            let body: Value = serde_json::from_slice(&message.body).unwrap_or_default();
-            queue.name == QUEUE
-                && message.kind == "VipNotification"
-                && uuid::Uuid::parse_str(&message.message_id).is_ok()
-                && body["accountId"] == "10000"
-                && body["readAt"]
-                    .as_str()
-                    .and_then(common::notification::parse_read_at)
-                    .is_some()
-                && body.as_object().is_some_and(|o| o.len() == 2)
-        })
-        .returning(|_, _| Ok(()));
-    let h = harness(accounts(), messaging, MockOutbox::new());
+        .withf(|account_id| account_id == "10000")
+        .returning(|_| Ok(()));
+    let h = harness(accounts(), notifier);
 
     let (status, body) = get(&h.state, "/accounts/10000").await;
-    h.state.notifier.flushed().await;
 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -129,30 +110,59 @@ async fn a_vip_read_publishes_exactly_once_with_the_right_json() {
 }
 
 #[tokio::test]
-async fn a_non_vip_read_publishes_nothing() {
-    let h = harness(accounts(), silent_messaging(), MockOutbox::new());
+async fn a_vip_read_whose_notification_cannot_be_stored_is_a_503_to_retry() {
+    let mut notifier = MockVipNotifier::new();
+    notifier
+        .expect_notify()
+        .times(1)
+        .returning(|_| Err(AppendError::Unwritable("database or disk is full".into())));
+    let h = harness(accounts(), notifier);
+
+    let response = router(h.state.clone())
+        .oneshot(
+            Request::builder()
+                .uri("/accounts/10000")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body = to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    let body: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(body["status"], 503);
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("try again"), "{body}");
+    assert!(!error.contains("disk"), "internals stay in the log: {body}");
+}
+
+#[tokio::test]
+async fn a_non_vip_read_notifies_nothing() {
+    let h = harness(accounts(), silent());
     let (status, body) = get(&h.state, "/accounts/10001").await;
-    h.state.notifier.flushed().await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["name"], "Person_1");
 }
 
 #[tokio::test]
-async fn an_unknown_account_is_a_json_404_and_publishes_nothing() {
-    let h = harness(accounts(), silent_messaging(), MockOutbox::new());
+async fn an_unknown_account_is_a_json_404_and_notifies_nothing() {
+    let h = harness(accounts(), silent());
     let (status, body) = get(&h.state, "/accounts/10099").await;
-    h.state.notifier.flushed().await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "no such account");
 }
 
 #[tokio::test]
 async fn malformed_ids_unknown_paths_and_wrong_methods() {
-    let h = harness(
-        MockAccountStore::new(),
-        silent_messaging(),
-        MockOutbox::new(),
-    );
+    let h = harness(MockAccountStore::new(), silent());
     let long = "9".repeat(65);
     for id in ["100%2000", long.as_str(), "a.b"] {
         let (status, body) = get(&h.state, &format!("/accounts/{id}")).await;
@@ -167,48 +177,16 @@ async fn malformed_ids_unknown_paths_and_wrong_methods() {
 }
 
 #[tokio::test]
-async fn a_failed_publish_puts_the_notification_in_the_outbox_with_its_message_id() {
-    let mut messaging = MockMessaging::new();
-    let (sent_tx, sent) = std::sync::mpsc::channel::<String>();
-    messaging
-        .expect_publish_on_queue()
-        .times(1)
-        .returning(move |_, message| {
-            let _ = sent_tx.send(message.message_id);
-            Err(MessagingError::Closed)
-        });
-    let mut outbox = MockOutbox::new();
-    let (kept_tx, kept) = std::sync::mpsc::channel::<Vec<OutboxEntry>>();
-    outbox.expect_append().times(1).returning(move |entries| {
-        let _ = kept_tx.send(entries.to_vec());
-        Ok(entries.len())
-    });
-    outbox.expect_depth().returning(|| Ok(1));
-    let h = harness(accounts(), messaging, outbox);
-
-    let (status, _) = get(&h.state, "/accounts/10000").await;
-    h.state.notifier.flushed().await;
-
-    assert_eq!(status, StatusCode::OK);
-    let kept = kept.try_recv().expect("appended");
-    assert_eq!(kept.len(), 1);
-    assert_eq!(kept[0].message_id, sent.try_recv().expect("published"));
-    let body: Value = serde_json::from_slice(&kept[0].body).expect("JSON");
-    assert_eq!(body["accountId"], "10000");
-}
-
-#[tokio::test]
-async fn health_is_up_with_thebroker_down_and_503_when_switched_off_or_the_store_fails() {
-    let mut outbox = MockOutbox::new();
-    outbox.expect_depth().returning(|| Ok(4));
-    let h = harness(accounts(), silent_messaging(), outbox);
+async fn health_is_up_with_the_broker_down_and_503_when_switched_off_the_store_or_the_outbox_fails()
+{
+    let h = harness(accounts(), silent());
     h.broker.send_replace(LinkStatus::Reconnecting);
 
     let (status, body) = get(&h.state, "/health").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "UP");
     assert_eq!(body["broker"], "reconnecting");
-    assert_eq!(body["outboxDepth"], 4);
+    assert_eq!(body["outbox"], "UP");
 
     let (status, _) = get(&h.state, "/testability/healthy/false").await;
     assert_eq!(status, StatusCode::OK);
@@ -220,11 +198,22 @@ async fn health_is_up_with_thebroker_down_and_503_when_switched_off_or_the_store
     get(&h.state, "/testability/healthy/true").await;
     assert_eq!(get(&h.state, "/health").await.0, StatusCode::OK);
 
+    h.outbox_down.send_replace(Some(
+        "database sqlite://data/x.db: cannot commit to the outbox: database or disk is full".into(),
+    ));
+    let (status, body) = get(&h.state, "/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let outbox = body["outbox"].as_str().unwrap_or_default();
+    assert!(
+        outbox.starts_with("DOWN") && outbox.contains("disk is full"),
+        "{body}"
+    );
+    h.outbox_down.send_replace(None);
+    assert_eq!(get(&h.state, "/health").await.0, StatusCode::OK);
+
     let mut broken = MockAccountStore::new();
     broken.expect_is_usable().returning(|| false);
-    let mut outbox = MockOutbox::new();
-    outbox.expect_depth().returning(|| Ok(0));
-    let h = harness(broken, silent_messaging(), outbox);
+    let h = harness(broken, silent());
     let (status, body) = get(&h.state, "/health").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["store"], "DOWN");

@@ -1,10 +1,10 @@
-//! [`RedbAccountStore`]: the accounts and the outbox in one redb file.
+//! [`RedbAccountStore`]: the accounts in a redb file.
 
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, TableDefinition};
 
-use super::{AccountStore, StoreError, outbox};
+use super::{AccountStore, StoreError};
 use crate::account::Account;
 
 /// Account id → holder's name.
@@ -13,10 +13,8 @@ const ACCOUNTS: TableDefinition<&str, &str> = TableDefinition::new("accounts");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SEEDED_KEY: &str = "seeded_accounts";
 
-/// redb's page cache. Its default (1 GiB) would let a large outbox backlog grow the process by
-/// its size; 100 accounts and an outbox appended at one end and read from the other need few
-/// pages. Under VIP load the outbox fills the cache: 4 MiB made a 20,620-20,984 kB peak, 1 MiB
-/// 16,332-17,104 kB, with the relay draining as fast (BENCHMARKS.md, "Memory").
+/// redb's page cache. Its default (1 GiB) is for large databases; 100 accounts need a few
+/// pages (1 MiB was measured with the outbox still in this file: BENCHMARKS.md, "Memory").
 const CACHE_BYTES: usize = 1 << 20;
 
 /// How many accounts a new database is seeded with: ids `10000`.. with names `Person_0`..
@@ -103,7 +101,6 @@ impl RedbAccountStore {
                     .insert(id.as_str(), name.as_str())
                     .map_err(|e| self.error(action, e))?;
             }
-            outbox::create_tables(&txn).map_err(|e| self.error(action, e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.error(action, e))?;
             meta.insert(SEEDED_KEY, SEEDED_ACCOUNTS)
                 .map_err(|e| self.error(action, e))?;

@@ -34,6 +34,8 @@ pub struct TestConfig {
     pub outage_wait_ms: u64,
     pub publish_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    /// The outbox database; `None`: a SQLite file in [`Self::dir`].
+    pub outbox_url: Option<String>,
     /// Dropped after the fields above: the service is stopped (or its test failed) by then.
     _cleanup: Cleanup,
 }
@@ -51,6 +53,7 @@ impl TestConfig {
             outage_wait_ms: 2_000,
             publish_timeout_ms: 3_000,
             shutdown_grace_ms: 3_000,
+            outbox_url: None,
             _cleanup: cleanup,
         }
     }
@@ -86,6 +89,8 @@ quotes:
   timeout_ms: 100
 store:
   path: {store}
+outbox:
+  database_url: {outbox}
 notifications:
   publish_timeout_ms: {publish}
   shutdown_grace_ms: {grace}
@@ -96,6 +101,10 @@ notifications:
             queue = self.queue,
             quotes = self.quotes_url,
             store = dir.join("accounts.redb").display(),
+            outbox = self.outbox_url.clone().unwrap_or_else(|| format!(
+                "sqlite://{}?mode=rwc",
+                dir.join("outbox.db").display()
+            )),
             publish = self.publish_timeout_ms,
             grace = self.shutdown_grace_ms,
         );

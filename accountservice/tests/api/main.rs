@@ -1,6 +1,7 @@
 //! accountservice end to end: the real service on an ephemeral port, the real broker, a real
 //! store in a temp dir.
 
+mod disk_full;
 mod helpers;
 mod outage;
 mod refresh;

@@ -83,6 +83,7 @@ async fn main() -> Result<()> {
         &format!(
             "server_port: {account_port}\nserver_name: accountservice startbench\n\
              store:\n  path: {stores}/accountservice.redb\n\
+             outbox:\n  database_url: sqlite://{stores}/accountservice-outbox.db?mode=rwc\n\
              quotes:\n  url: http://127.0.0.1:1/api/quote?strength=4\n"
         ),
     )?;

@@ -24,7 +24,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use self::error::DatabaseError;
-pub use self::rows::insert_rows;
+pub use self::rows::{insert_rows, placeholders};
 pub use self::settings::{DatabaseRole, DatabaseSettings};
 use crate::redact::redact_url;
 

@@ -41,8 +41,8 @@ pub async fn insert_rows<'r, R>(
 
 /// `($1, $2), ($3, $4), ..` on PostgreSQL (sqlx's `QueryBuilder` writes `?` for the `Any`
 /// driver, which PostgreSQL rejects), `(?, ?), (?, ?), ..` on SQLite: `rows` rows of `columns`
-/// parameters.
-fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+/// parameters. One row is an `IN (..)` list.
+pub fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         if row > 0 {

@@ -1,14 +1,17 @@
 //! [`OutboxDb`]: the outbox table, on a [`Database`] (SQLite or PostgreSQL).
 
 use chrono::{DateTime, Utc};
-use common::database::{Database, DatabaseError, insert_rows, instant, micros, placeholders};
-use sqlx::{Any, Row, Transaction};
+use common::database::{Database, DatabaseError, instant, micros, placeholders};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::OutboxEntry;
 use crate::settings::OutboxDatabaseSettings;
 
 /// Applied at startup by every replica (see [`Database::connect`]).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// The most ids one statement carries (SQLite takes at most 32,766 parameters).
+const MAX_IDS: usize = 4096;
 
 /// The outbox database. Share it in an `Arc`.
 #[derive(Debug)]
@@ -50,41 +53,38 @@ impl OutboxDb {
         self.db.url()
     }
 
-    /// Applies `changes` in one transaction (one commit, one fsync). Entries whose message id
-    /// is there already are left as they are.
+    /// Applies `changes` atomically and durably: one commit, one fsync. Entries whose message
+    /// id is there already are left as they are. Appends alone are one statement (no
+    /// transaction around it); each kind of change is one statement of the group's exact
+    /// size, not cached (a statement per size would crowd the cache): on SQLite, a statement
+    /// is a round trip to its connection's thread, and those add up under load.
     pub async fn apply(
         &self,
         owner: &str,
         changes: &Changes<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), DatabaseError> {
+        let settling = !changes.confirmed.is_empty() || !changes.failed.is_empty();
+        if !settling {
+            let mut conn = self
+                .db
+                .pool()
+                .acquire()
+                .await
+                .map_err(self.db.fail("get a connection"))?;
+            return self
+                .append(&mut conn, owner, changes, now)
+                .await
+                .map_err(self.db.fail("append to the outbox"));
+        }
         let mut tx = self.db.begin().await?;
-        if !changes.appended.is_empty() {
-            let created_at = micros(now);
-            let leased_until = changes.leased_until;
-            insert_rows(
-                &mut tx,
-                self.db.backend(),
-                "INSERT INTO outbox (message_id, body, created_at, owner, leased_until)",
-                "ON CONFLICT (message_id) DO NOTHING",
-                5,
-                changes.appended,
-                |query, entry| {
-                    query
-                        .bind(entry.message_id.as_str())
-                        .bind(entry.body.as_str())
-                        .bind(created_at)
-                        .bind(owner)
-                        .bind(leased_until)
-                },
-            )
+        self.append(&mut tx, owner, changes, now)
             .await
             .map_err(self.db.fail("append to the outbox"))?;
-        }
-        self.each_id(&mut tx, "DELETE FROM outbox WHERE", changes.confirmed)
+        self.by_ids(&mut tx, "DELETE FROM outbox WHERE", changes.confirmed)
             .await
             .map_err(self.db.fail("remove confirmed entries from the outbox"))?;
-        self.each_id(
+        self.by_ids(
             &mut tx,
             "UPDATE outbox SET leased_until = 0 WHERE",
             changes.failed,
@@ -97,28 +97,52 @@ impl OutboxDb {
         Ok(())
     }
 
-    /// Runs `head message_id IN (..)` over `ids`, in chunks of a power of two (few prepared
-    /// shapes, as [`insert_rows`] does).
-    async fn each_id(
+    async fn append(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        conn: &mut AnyConnection,
+        owner: &str,
+        changes: &Changes<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        if changes.appended.is_empty() {
+            return Ok(());
+        }
+        let (created_at, leased_until) = (micros(now), changes.leased_until);
+        let sql = format!(
+            "INSERT INTO outbox (message_id, body, created_at, owner, leased_until) VALUES {} \
+             ON CONFLICT (message_id) DO NOTHING",
+            placeholders(self.db.backend(), changes.appended.len(), 5)
+        );
+        let query = changes.appended.iter().fold(
+            sqlx::query(AssertSqlSafe(sql)).persistent(false),
+            |query, entry| {
+                query
+                    .bind(entry.message_id.as_str())
+                    .bind(entry.body.as_str())
+                    .bind(created_at)
+                    .bind(owner)
+                    .bind(leased_until)
+            },
+        );
+        query.execute(conn).await?;
+        Ok(())
+    }
+
+    /// Runs `head message_id IN (..)` over `ids`, a statement per [`MAX_IDS`].
+    async fn by_ids(
+        &self,
+        conn: &mut AnyConnection,
         head: &str,
         ids: &[String],
     ) -> Result<(), sqlx::Error> {
-        const MAX_CHUNK: usize = 256;
-        let mut rest = ids;
-        while !rest.is_empty() {
-            let size = 1 << rest.len().min(MAX_CHUNK).ilog2();
-            let (chunk, after) = rest.split_at(size);
-            let list = placeholders(self.db.backend(), 1, size);
+        for chunk in ids.chunks(MAX_IDS) {
+            let list = placeholders(self.db.backend(), 1, chunk.len());
             let sql = format!("{head} message_id IN {list}");
-            let query = chunk
-                .iter()
-                .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |query, id| {
-                    query.bind(id.as_str())
-                });
-            query.execute(&mut **tx).await?;
-            rest = after;
+            let query = chunk.iter().fold(
+                sqlx::query(AssertSqlSafe(sql)).persistent(false),
+                |query, id| query.bind(id.as_str()),
+            );
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }

@@ -50,8 +50,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Runs until `stop` is cancelled, then waits up to `grace` for the publishes under way
-    /// and releases what this replica still holds, so that any relay takes it at once.
+    /// Runs until `stop` is cancelled, then takes up to `grace` to publish what was handed to
+    /// it and finish the publishes under way, and releases what this replica still holds, so
+    /// that any relay takes it at once.
     pub async fn run(mut self, stop: CancellationToken, grace: Duration) {
         let permits = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
         let tracker = TaskTracker::new();
@@ -98,8 +99,20 @@ impl Relay {
                 _ = gauges.tick() => self.refresh_gauges().await,
             }
         }
-        tracker.close();
-        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        // What was committed and handed over before the stop is published too, and the
+        // publishes under way finish, within `grace`.
+        self.fresh.close();
+        let connected = status.borrow().is_connected();
+        let finish = async {
+            while let Some(batch) = self.fresh.recv().await {
+                if connected {
+                    self.publish(&permits, &tracker, batch, &outcomes_tx).await;
+                }
+            }
+            tracker.close();
+            tracker.wait().await;
+        };
+        if tokio::time::timeout(grace, finish).await.is_err() {
             warn!(
                 ?grace,
                 "publishes still under way at shutdown; their entries stay in the outbox"

@@ -12,7 +12,7 @@
 //! every [`PROBE_EVERY`] until it takes writes again, so it recovers with nobody writing.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use common::database::DatabaseError;
@@ -27,6 +27,11 @@ use super::{OutboxEntry, metric};
 const MAX_BATCH: usize = 1024;
 /// How often a refusing database is probed, and settlements that failed are tried again.
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// Settlements wait for a commit of their own until this many are pending or the oldest is
+/// this old (appends keep coming under load: a commit with appends alone is one statement,
+/// one with settlements a transaction of up to four).
+const SETTLE_BATCH: usize = 512;
+const SETTLE_DELAY: Duration = Duration::from_millis(20);
 
 /// Why an append was not made durable. Nothing of it was written.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -158,6 +163,8 @@ struct Group {
     replies: Vec<oneshot::Sender<Result<(), AppendError>>>,
     confirmed: Vec<String>,
     failed: Vec<String>,
+    /// When the oldest pending settlement arrived.
+    settling_since: Option<Instant>,
 }
 
 impl Group {
@@ -170,12 +177,23 @@ impl Group {
             Request::Settle { confirmed, failed } => {
                 self.confirmed.extend(confirmed);
                 self.failed.extend(failed);
+                self.settling_since.get_or_insert_with(Instant::now);
             }
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.confirmed.is_empty() && self.failed.is_empty()
+    fn unsettled(&self) -> bool {
+        !self.confirmed.is_empty() || !self.failed.is_empty()
+    }
+
+    /// Whether the next commit takes the settlements too.
+    fn settle_now(&self) -> bool {
+        self.unsettled()
+            && (self.entries.is_empty()
+                || self.confirmed.len() + self.failed.len() >= SETTLE_BATCH
+                || self
+                    .settling_since
+                    .is_some_and(|since| since.elapsed() >= SETTLE_DELAY))
     }
 }
 
@@ -185,16 +203,20 @@ impl Loop {
         let mut group = Group::default();
         let mut open = true;
         loop {
-            let unsettled = !group.confirmed.is_empty() || !group.failed.is_empty();
-            let waiting = self.down.borrow().is_some() || unsettled;
+            let wait = if self.down.borrow().is_some() {
+                Some(PROBE_EVERY)
+            } else if group.unsettled() {
+                Some(SETTLE_DELAY)
+            } else {
+                None
+            };
             if open {
-                let next = if waiting {
-                    tokio::select! {
+                let next = match wait {
+                    Some(wait) => tokio::select! {
                         next = requests.recv() => Some(next),
-                        () = tokio::time::sleep(PROBE_EVERY) => None,
-                    }
-                } else {
-                    Some(requests.recv().await)
+                        () = tokio::time::sleep(wait) => None,
+                    },
+                    None => Some(requests.recv().await),
                 };
                 match next {
                     Some(Some(request)) => group.add(request),
@@ -208,7 +230,7 @@ impl Loop {
                     }
                 }
             }
-            if group.is_empty() {
+            if group.entries.is_empty() && !group.unsettled() {
                 if !open {
                     return;
                 }
@@ -237,30 +259,46 @@ impl Loop {
             Some(_) => now.checked_add_signed(self.lease).unwrap_or(now),
             None => now,
         };
+        let settling = group.settle_now();
+        let none: &[String] = &[];
         let changes = Changes {
             appended: &group.entries,
             leased_until: common::database::micros(leased_until),
-            confirmed: &group.confirmed,
-            failed: &group.failed,
+            confirmed: if settling { &group.confirmed } else { none },
+            failed: if settling { &group.failed } else { none },
         };
+        let started = Instant::now();
         let result = self.db.apply(&self.owner, &changes, now).await;
+        tracing::debug!(
+            appended = group.entries.len(),
+            settled = changes.confirmed.len() + changes.failed.len(),
+            elapsed_us = started.elapsed().as_micros(),
+            ok = result.is_ok(),
+            "outbox group applied"
+        );
         let entries = std::mem::take(&mut group.entries);
         let replies = std::mem::take(&mut group.replies);
         match result {
             Ok(()) => {
-                group.confirmed.clear();
-                let released = !std::mem::take(&mut group.failed).is_empty();
+                let released = settling && !group.failed.is_empty();
+                if settling {
+                    group.confirmed.clear();
+                    group.failed.clear();
+                    group.settling_since = None;
+                }
                 self.mark_up();
                 metrics::counter!(metric::BUFFERED).increment(entries.len() as u64);
-                for reply in replies {
-                    let _ = reply.send(Ok(()));
-                }
+                // Handed to the relay before anyone hears of them, so a relay stopping after
+                // a response still finds them.
                 match room {
                     Some(room) => {
                         room.send(entries);
                     }
                     None if !entries.is_empty() => self.due.notify_one(),
                     None => {}
+                }
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
                 }
                 if released {
                     self.due.notify_one();

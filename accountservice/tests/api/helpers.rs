@@ -36,6 +36,8 @@ pub struct TestConfig {
     pub shutdown_grace_ms: u64,
     /// The outbox database; `None`: a SQLite file in [`Self::dir`].
     pub outbox_url: Option<String>,
+    /// 0: any free port (in-process tests learn it from the service).
+    pub server_port: u16,
     /// Dropped after the fields above: the service is stopped (or its test failed) by then.
     _cleanup: Cleanup,
 }
@@ -54,6 +56,7 @@ impl TestConfig {
             publish_timeout_ms: 3_000,
             shutdown_grace_ms: 3_000,
             outbox_url: None,
+            server_port: 0,
             _cleanup: cleanup,
         }
     }
@@ -73,7 +76,7 @@ impl TestConfig {
         let dir = self.dir.path();
         let vips = serde_json::to_string(&self.vip_account_ids).expect("ids");
         let yaml = format!(
-            "server_port: 0
+            "server_port: {port}
 server_name: accountservice IT
 amqp_server_url: {url}
 config_event_bus: {bus}
@@ -95,6 +98,7 @@ notifications:
   publish_timeout_ms: {publish}
   shutdown_grace_ms: {grace}
 ",
+            port = self.server_port,
             url = self.amqp_url,
             bus = self.bus,
             outage = self.outage_wait_ms,

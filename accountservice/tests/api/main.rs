@@ -6,4 +6,5 @@ mod helpers;
 mod outage;
 mod refresh;
 mod shutdown;
+mod sigkill;
 mod vip;

@@ -67,3 +67,35 @@ async fn with_the_broker_cut_vip_reads_stay_fast_and_every_notification_arrives_
         "a notification arrived twice"
     );
 }
+
+#[tokio::test]
+async fn a_partition_from_the_broker_shows_on_health_within_seconds_and_reads_stay_200() {
+    let broker = Broker::connect().await;
+    let (config, proxy) = TestConfig::through_proxy().await;
+    let app = spawn_app_with(config).await;
+    declare_vip_queue(&broker, &app.config).await;
+
+    proxy.blackhole(true);
+    let partitioned = Instant::now();
+    assert_eq!(app.get_account("10000").await.status(), 200);
+    broker
+        .wait_until(
+            "the service sees the broker gone",
+            Duration::from_secs(8),
+            || async { app.health().await["broker"] != "connected" },
+        )
+        .await;
+    eprintln!("partition noticed after {:?}", partitioned.elapsed());
+    assert_eq!(app.get_account("10000").await.status(), 200);
+
+    proxy.blackhole(false);
+    let delivered = broker
+        .consume(&app.config.queue, 2, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        message_ids(&delivered).len(),
+        2,
+        "both reads, once the partition is over"
+    );
+    app.stop().await;
+}

@@ -15,8 +15,10 @@ use tracing::{info, warn};
 use crate::messaging::{MessagingError, MessagingSettings};
 use crate::redact::redact_url;
 
-/// Heartbeat used unless the URL asks for another: a dead peer is noticed within ~2× this.
-const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+/// Heartbeat used unless the URL asks for another: a peer that went silent (a partition, a
+/// blackholed route) is noticed after 2× this, so `/health` says so within about 5 s. Below
+/// this, a busy host starving the client for a few seconds would cut healthy connections.
+const DEFAULT_HEARTBEAT_SECS: u16 = 2;
 
 /// Largest frame offered to the broker unless the URL asks for another (`?frame_max=`).
 /// lapin keeps a send and a receive ring buffer of 32 frames each for the connection's life;

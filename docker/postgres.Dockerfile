@@ -1,5 +1,5 @@
 # PostgreSQL (Debian bookworm's postgresql 15) for the stack: the offers database that every
-# vipservice replica shares.
+# vipservice replica shares and accountservice's outbox, a role and a database each.
 #
 # No registry can be reached here, so there is no `FROM postgres:15`: the base is a Debian
 # root file system made by debootstrap with postgresql already installed and imported with
@@ -8,7 +8,8 @@
 #
 # Run alone (the data directory is made on the volume at first start):
 #   docker run -d --name pg -v pgdata:/var/lib/postgresql/data \
-#     -v "$PWD/docker/secrets/offers-db-password:/run/secrets/offers_db_password:ro" IMAGE
+#     -v "$PWD/docker/secrets/offers-db-password:/run/secrets/offers_db_password:ro" \
+#     -v "$PWD/docker/secrets/outbox-db-password:/run/secrets/outbox_db_password:ro" IMAGE
 #   docker exec pg psql -d offers
 ARG BASE_IMAGE=goblog-rs/debian-postgres-base:bookworm
 FROM ${BASE_IMAGE}

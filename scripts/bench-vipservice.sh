@@ -3,9 +3,10 @@
 # on the same broker, in one invocation. Per round (--runs rounds, alternating):
 #   1. raw-lapin --only consume_ack (the workspace member bench/raw-lapin: lapin alone,
 #      classic queue, prefetch 100 and 1000, ack per message);
-#   2. the drain_bench example driving one release-built vipservice process: idle RSS, drain of
-#      COUNT pre-published notifications (offers/s, publish->offer latency, peak RSS), then a
-#      paced run (RATE msg/s for SECONDS s) for a latency that is not queueing.
+#   2. the drain_bench example driving one release-built vipservice process: idle RSS, a paced
+#      run on the service at rest (RATE msg/s for SECONDS s) for a latency that is not
+#      queueing, then a drain of COUNT pre-published notifications on a fresh start (offers/s,
+#      publish->offer latency, peak RSS).
 # Prints the medians over the rounds next to the Go original's figures.
 #
 #   scripts/bench-vipservice.sh [-n COUNT] [--runs R] [--rate RATE] [--seconds S]

@@ -14,7 +14,11 @@
 #     /offers/10000 is the same on both new replicas
 #  8. `docker service update --force postgres` (a new task on the same volume) → the offers
 #     are all still there, and the replicas, back to healthy, record the next one
-#  9. removes the stack and its volumes, and leaves the swarm and stops dockerd only if this
+#  9. the broker away (`docker service scale rabbitmq=0`), VIP reads answered 200 wait in the
+#     outbox table of the stack's PostgreSQL; `docker service update --force accountservice`
+#     replaces the task meanwhile; the broker back → the outbox empties and every one of those
+#     reads is one offer
+# 10. removes the stack and its volumes, and leaves the swarm and stops dockerd only if this
 #     script began them
 #
 # The database is read with psql through `docker exec` into the postgres task (it publishes no
@@ -339,4 +343,40 @@ curl -fsS -o /dev/null http://127.0.0.1:6767/accounts/10000 || fail "GET /accoun
 wait_for has_offers $((${rows_before%%|*} + 1)) || fail "no offer for the read after the database restart"
 ok "${rows_before%%|*} offers kept, $(offer_rows | cut -d'|' -f1) after one more read"
 
-# --- 9. cleanup: the EXIT trap removes the stack and restores the swarm/engine state --------
+# --- 9. the outbox outlives its task ---------------------------------------------------------
+step "broker away, VIP reads in the outbox, docker service update --force accountservice, broker back → every read one offer"
+outbox_sql() {
+  timeout 30 docker exec "$(containers_of postgres)" psql -X -q -At -v ON_ERROR_STOP=1 -d outbox -c "$1"
+}
+outbox_rows() { outbox_sql "SELECT count(*) FROM outbox"; }
+no_broker() { [ -z "$(containers_of rabbitmq)" ]; }
+rows_before=$(offer_rows)
+rows_before=${rows_before%%|*}
+docker service scale --detach "${STACK}_rabbitmq=0" >/dev/null || fail "docker service scale rabbitmq=0"
+wait_for no_broker || fail "the broker's task did not stop within ${DEADLINE}s"
+held=20
+for _ in $(seq "$held"); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:6767/accounts/10000)
+  [ "$code" = 200 ] || fail "a VIP read with the broker away answered $code"
+done
+[ "$(outbox_rows)" -ge "$held" ] || fail "$held reads answered 200, but the outbox table holds $(outbox_rows)"
+old_task=$(containers_of accountservice)
+docker service update --detach --quiet --force "${STACK}_accountservice" >/dev/null ||
+  fail "docker service update --force accountservice"
+old_gone() { ! docker ps -q --no-trunc | grep -q "^$old_task"; }
+wait_for old_gone || fail "the old accountservice task did not stop within ${DEADLINE}s"
+kept=$(outbox_rows)
+[ "$kept" -ge "$held" ] || fail "the old task is gone and the outbox holds $kept of $held"
+docker service scale --detach "${STACK}_rabbitmq=1" >/dev/null || fail "docker service scale rabbitmq=1"
+wait_for service_healthy rabbitmq 1 || fail "the broker not healthy again within ${DEADLINE}s"
+wait_for service_healthy accountservice 1 || fail "the new accountservice task not healthy within ${DEADLINE}s"
+outbox_empty() { [ "$(outbox_rows)" = 0 ]; }
+wait_for outbox_empty || fail "the outbox still holds $(outbox_rows) after the broker came back"
+held_offered() { [ "$(queue_depth)" = 0 ] && [ "$(new_rows)" -ge "$held" ]; }
+wait_for held_offered || fail "$held reads held in the outbox, $(new_rows) new offers"
+[ "$(new_rows)" -eq "$held" ] || fail "$held reads held in the outbox, but $(new_rows) new offers"
+rows=$(offer_rows)
+[ "${rows%%|*}" = "${rows#*|}" ] || fail "offers: ${rows%%|*} rows but ${rows#*|} distinct message ids"
+ok "$held reads held ($kept rows after the task was replaced) = $(new_rows) new offers"
+
+# --- 10. cleanup: the EXIT trap removes the stack and restores the swarm/engine state --------

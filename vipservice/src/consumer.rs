@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use common::messaging::{Handler, HandlerError, IncomingMessage};
 use common::notification::decode;
 use metrics::{counter, histogram};
-use tracing::{error, info, warn};
+use tracing::{error, info, trace, warn};
 use uuid::Uuid;
 
 use crate::offers::{OfferWriter, Outcome, RecordError};
@@ -45,8 +45,9 @@ impl OfferConsumer {
             %message_id,
             redelivered = message.redelivered,
             "Got a message: {}",
-            message.body_text()
+            message.body_preview()
         );
+        trace!(%message_id, body = %message.body_text(), "the whole body");
         counter!(CONSUMED).increment(1);
         let notification = decode(&message.body).map_err(|reason| {
             warn!(%message_id, %reason, "dead-lettering an invalid notification");

@@ -32,7 +32,7 @@ impl<X: Settings + Clone> Handler for BusListener<X> {
         let event = match BusEvent::parse(&message.body) {
             Ok(event) => event,
             Err(error) => {
-                warn!(%error, body = %message.body_text(), "dropping a bus message that is no event");
+                warn!(%error, body = %message.body_preview(), "dropping a bus message that is no event");
                 return Ok(());
             }
         };

@@ -166,13 +166,16 @@ impl<X: Settings + Clone> Service<X> {
     where
         E: From<BootstrapError>,
     {
+        // Logging first, at info, so that a config server's failed attempts are seen; then at
+        // the level the settings name.
+        logging::init("info");
         let loader = SettingsLoader::new(&launch.config, launch.application, launch.env.clone())
             .map_err(BootstrapError::from)?;
         let first: Snapshot<ServiceSettings<X>> = loader
             .load_at_startup()
             .await
             .map_err(BootstrapError::from)?;
-        logging::init(&first.settings.core.log_level);
+        logging::set_level(&first.settings.core.log_level);
         for unknown in &first.unknown {
             warn!("{unknown}");
         }

@@ -33,6 +33,13 @@ pub enum ConfigError {
     )]
     BadResponse { url: String, reason: String },
 
+    /// The server's answer is larger than any configuration: refused before it is read whole.
+    #[error(
+        "config server {url} answered more than {limit_bytes} bytes: that is no configuration \
+         (check --config-server-url)"
+    )]
+    ResponseTooLarge { url: String, limit_bytes: usize },
+
     /// The startup retries are spent; `last` is the last attempt's error.
     #[error(
         "config server {url} gave no configuration after {attempts} attempts over {waited_secs} s \

@@ -18,6 +18,9 @@ use crate::redact::redact_url;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer read: a service's configuration is a few kB; a server (or something
+/// else at its URL) answering more is refused before it fills memory.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// How long startup keeps asking a config server that is down, starting or overloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub struct RetryPolicy {
     pub first_delay: Duration,
     /// The longest wait between two attempts.
     pub max_delay: Duration,
-    /// Give up once the waits add up to this.
+    /// Give up this long after the first attempt began, attempts included.
     pub give_up_after: Duration,
 }
 
@@ -137,7 +140,24 @@ impl SpringCloudConfig {
             StatusCode::NOT_FOUND => return Err(ConfigError::NotFound { url: shown }),
             status => return Err(ConfigError::ServerStatus { url: shown, status }),
         }
-        let body = response.bytes().await.map_err(request_failed)?;
+        let too_large = || ConfigError::ResponseTooLarge {
+            url: shown.clone(),
+            limit_bytes: MAX_RESPONSE_BYTES,
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(request_failed)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         let wire: WireEnvironment =
             serde_json::from_slice(&body).map_err(|error| ConfigError::BadResponse {
                 url: shown.clone(),
@@ -156,8 +176,9 @@ impl SpringCloudConfig {
     }
 
     /// Asks the server until it answers, retrying only what may heal by itself (connection
-    /// errors, timeouts, 5xx, 429) with exponential backoff, for at most the retry policy's
-    /// time; then fails with one error naming the URL, the last failure and what to check.
+    /// errors, timeouts, 5xx, 429) with exponential backoff, each failure logged; gives up
+    /// [`RetryPolicy::give_up_after`] after it began, however long the attempts take, with one
+    /// error naming the URL, the last failure and what to check.
     pub async fn fetch_with_retry(
         &self,
         application: &str,
@@ -165,30 +186,45 @@ impl SpringCloudConfig {
     ) -> Result<ServerEnvironment, ConfigError> {
         let started = Instant::now();
         let attempts = Cell::new(0_usize);
+        let last = std::cell::RefCell::new(None::<String>);
+        let url = redact_url(self.environment_url(application, profile).as_str());
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.first_delay)
             .with_max_delay(self.retry.max_delay)
-            .with_total_delay(Some(self.retry.give_up_after))
             .without_max_times()
             .with_jitter();
-        let result = (|| {
+        let retrying = (|| {
             attempts.set(attempts.get() + 1);
             self.fetch(application, profile)
         })
         .retry(backoff)
         .when(ConfigError::is_transient)
         .notify(|error, delay| {
-            tracing::warn!(%error, retry_in = ?delay, "config server not ready, retrying");
-        })
-        .await;
-        match result {
-            Err(last) if last.is_transient() => Err(ConfigError::ServerUnavailable {
-                url: redact_url(self.environment_url(application, profile).as_str()),
-                attempts: attempts.get(),
-                waited_secs: started.elapsed().as_secs(),
-                last: short_reason(&last),
-            }),
-            other => other,
+            tracing::warn!(
+                url,
+                attempt = attempts.get(),
+                reason = %short_reason(error),
+                retry_in = ?delay,
+                "config server not ready, retrying"
+            );
+            *last.borrow_mut() = Some(short_reason(error));
+        });
+        let unavailable = |last: String| ConfigError::ServerUnavailable {
+            url: url.clone(),
+            attempts: attempts.get(),
+            waited_secs: started.elapsed().as_secs(),
+            last,
+        };
+        match tokio::time::timeout(self.retry.give_up_after, retrying).await {
+            Ok(Err(error)) if error.is_transient() => Err(unavailable(short_reason(&error))),
+            Ok(other) => other,
+            Err(_) => {
+                let during = "no answer in time".to_owned();
+                let previous = last.borrow_mut().take();
+                Err(unavailable(previous.map_or(during.clone(), |last| {
+                    format!("{during}; before that: {last}")
+                })))
+            }
         }
     }
 }

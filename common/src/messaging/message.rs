@@ -74,9 +74,33 @@ impl IncomingMessage {
             .map_err(|e| HandlerError::Reject(format!("undecodable body: {e}")))
     }
 
-    /// The body as text for logs, lossy for bytes that are not UTF-8.
+    /// The body as text, lossy for bytes that are not UTF-8: for TRACE logs only (a body
+    /// can be megabytes).
     pub fn body_text(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.body)
+    }
+
+    /// The body for logs above TRACE: its first [`PREVIEW_BYTES`] bytes as text, and its length
+    /// when there is more.
+    pub fn body_preview(&self) -> BodyPreview<'_> {
+        BodyPreview(&self.body)
+    }
+}
+
+/// How much of a body [`IncomingMessage::body_preview`] shows.
+pub const PREVIEW_BYTES: usize = 256;
+
+/// See [`IncomingMessage::body_preview`].
+pub struct BodyPreview<'a>(&'a [u8]);
+
+impl std::fmt::Display for BodyPreview<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = &self.0[..self.0.len().min(PREVIEW_BYTES)];
+        f.write_str(&String::from_utf8_lossy(shown))?;
+        if shown.len() < self.0.len() {
+            write!(f, "… ({} bytes)", self.0.len())?;
+        }
+        Ok(())
     }
 }
 
@@ -119,6 +143,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_body_is_previewed_with_its_length() {
+        let long = IncomingMessage::from_body(vec![b'x'; 10_000]);
+        let preview = long.body_preview().to_string();
+        assert!(preview.starts_with(&"x".repeat(PREVIEW_BYTES)), "{preview}");
+        assert!(preview.ends_with("… (10000 bytes)"), "{preview}");
+        let short = IncomingMessage::from_body(b"{}".to_vec());
+        assert_eq!(short.body_preview().to_string(), "{}");
+    }
 
     #[test]
     fn json_messages_get_fresh_ids_unless_given_one() {

@@ -161,6 +161,56 @@ async fn gives_up_on_a_server_that_is_not_listening() {
 }
 
 #[tokio::test]
+async fn gives_up_on_a_server_that_accepts_and_never_answers_within_its_time() {
+    // Accepts connections (the kernel's backlog) and never reads or answers them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let url = format!("http://user:secret@127.0.0.1:{port}");
+
+    // quick_retries gives up after 100 ms; a single attempt alone would wait 10 s.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        load(&url, "master", no_env()),
+    )
+    .await
+    .expect("gives up in its own time, not an attempt's");
+    let error = gave_up.expect_err("no configuration");
+    let message = error.to_string();
+    assert!(
+        matches!(error, ConfigError::ServerUnavailable { .. }),
+        "{message}"
+    );
+    assert!(message.contains("no answer in time"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_any_configuration_is_refused_at_once() {
+    let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(5 << 20));
+    let server = serve(
+        "/accountservice/test/master",
+        ResponseTemplate::new(200).set_body_raw(huge, "application/json"),
+    )
+    .await;
+
+    let error = load(&server.uri(), "master", no_env())
+        .await
+        .expect_err("refused");
+    let message = error.to_string();
+    assert!(
+        matches!(error, ConfigError::ResponseTooLarge { .. }),
+        "{message}"
+    );
+    assert!(message.contains(&server.uri()), "{message}");
+    assert_eq!(
+        server.received_requests().await.map(|r| r.len()),
+        Some(1),
+        "not retried"
+    );
+}
+
+#[tokio::test]
 async fn a_404_is_a_clear_error_at_once() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))

@@ -27,6 +27,7 @@ mod info;
 mod logging;
 mod redacted;
 mod runtime;
+mod server;
 mod settings;
 
 use std::net::SocketAddr;
@@ -42,6 +43,7 @@ pub use self::http::{metrics_handle, served_by, shutdown_signal};
 use self::info::Info;
 pub use self::redacted::redacted_json;
 pub use self::runtime::{MAX_BLOCKING_THREADS, runtime};
+pub use self::server::HttpTuning;
 pub use self::settings::{AmqpTuning, CoreSettings, ServiceSettings};
 use crate::config::{
     BusId, ConfigArgs, ConfigError, EnvVars, Refreshable, Settings, SettingsLoader, Snapshot,
@@ -276,8 +278,8 @@ impl<X: Settings + Clone> Service<X> {
                 "the service is served already",
             )));
         };
-        axum::serve(listener, routes)
-            .with_graceful_shutdown(shutdown)
+        let tuning = self.settings.current().settings.core.http.clone();
+        server::serve(listener, routes, &tuning, shutdown)
             .await
             .map_err(BootstrapError::Serve)?;
         info!("HTTP server stopped");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::server::HttpTuning;
 use crate::config::refresh::is_under;
 use crate::config::unknown::{deserialize_noting_ignored, ignored_by_both};
 use crate::config::{InvalidSetting, Settings};
@@ -28,6 +29,8 @@ pub struct CoreSettings {
     pub log_level: String,
     #[serde(default)]
     pub amqp: AmqpTuning,
+    #[serde(default)]
+    pub http: HttpTuning,
 }
 
 fn default_bus() -> String {
@@ -68,8 +71,13 @@ impl Default for AmqpTuning {
 
 impl CoreSettings {
     /// Keys that only a restart applies (the port is bound, the connection is made once).
-    const RESTART_KEYS: [&'static str; 4] =
-        ["server_port", "amqp_server_url", "config_event_bus", "amqp"];
+    const RESTART_KEYS: [&'static str; 5] = [
+        "server_port",
+        "amqp_server_url",
+        "config_event_bus",
+        "amqp",
+        "http",
+    ];
 
     /// The messaging client's settings for `application`.
     pub fn messaging(&self, application: &str) -> MessagingSettings {

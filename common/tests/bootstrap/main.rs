@@ -2,6 +2,8 @@
 //! follows Spring Cloud Bus refresh events meant for it, ignores the others, and acks; it warns
 //! about an unknown key once.
 
+mod http;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -118,9 +118,8 @@ impl Own {
         let current = settings.current();
         let own = &current.settings.own;
         let path = own.store.path.clone();
-        let store = tokio::task::spawn_blocking(move || RedbAccountStore::open(path))
+        let store = blocking(move || RedbAccountStore::open(path))
             .await
-            .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
             .map_err(AppError::OpenStore)?;
         let store = Arc::new(store);
         let outbox = OutboxDb::connect_when_available(&own.outbox)
@@ -194,9 +193,8 @@ async fn move_legacy_outbox(
     owner: &str,
 ) -> Result<(), AppError> {
     let reading = Arc::clone(store);
-    let legacy = tokio::task::spawn_blocking(move || reading.legacy_outbox())
+    let legacy = blocking(move || reading.legacy_outbox())
         .await
-        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
         .map_err(AppError::OpenStore)?;
     if legacy.is_empty() {
         return Ok(());
@@ -210,9 +208,8 @@ async fn move_legacy_outbox(
         .await
         .map_err(AppError::OpenOutbox)?;
     let dropping = Arc::clone(store);
-    tokio::task::spawn_blocking(move || dropping.drop_legacy_outbox())
+    blocking(move || dropping.drop_legacy_outbox())
         .await
-        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
         .map_err(AppError::OpenStore)?;
     tracing::info!(
         count = legacy.len(),
@@ -220,6 +217,14 @@ async fn move_legacy_outbox(
         "moved the notifications an earlier version left in the store's outbox"
     );
     Ok(())
+}
+
+/// Runs a blocking store call (redb waits for an fsync) off the async workers; a panic in it
+/// is raised again here (the runtime never cancels blocking tasks).
+async fn blocking<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(call)
+        .await
+        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
 }
 
 /// VIP ids are read from the settings current at each request, so a refresh applies at once.

@@ -16,7 +16,7 @@ mod writer;
 
 pub use db::OutboxDb;
 pub use relay::Relay;
-pub use writer::{AppendError, OutboxDown, OutboxWriter, PROBE_EVERY, Settler};
+pub use writer::{AppendError, OutboxDown, OutboxWriter, Settler};
 
 /// The names of the notification metrics on `/metrics`, part of the wire contract.
 pub use common::contract::accountservice as metric;

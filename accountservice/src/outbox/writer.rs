@@ -26,7 +26,7 @@ use super::{OutboxEntry, metric};
 /// The most appends in one transaction.
 const MAX_BATCH: usize = 1024;
 /// How often a refusing database is probed, and settlements that failed are tried again.
-pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// Settlements wait for a commit of their own until this many are pending or the oldest is
 /// this old (appends keep coming under load: a commit with appends alone is one statement,
 /// one with settlements a transaction of up to four).
@@ -286,7 +286,11 @@ impl Loop {
                     group.failed.clear();
                     group.settling_since = None;
                 }
-                self.mark_up();
+                // Removals may go through where appends do not (they need no new space): only
+                // an append, or the probe, says the outbox takes writes again.
+                if !entries.is_empty() {
+                    self.mark_up();
+                }
                 metrics::counter!(metric::BUFFERED).increment(entries.len() as u64);
                 // Handed to the relay before anyone hears of them, so a relay stopping after
                 // a response still finds them.

@@ -11,7 +11,7 @@ use common::config::Refreshable;
 use common::messaging::{QueueSpec, Subscription};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::consumer::OfferConsumer;
 use crate::error::StartupError;
@@ -111,6 +111,7 @@ impl Own {
     fn routes(&self) -> Router {
         router(AppState {
             db: self.db.clone(),
+            database_down: self.writer.database_down(),
             consumer: self.consumer.clone(),
         })
     }
@@ -174,14 +175,25 @@ async fn prune(db: Arc<OfferDb>, retention: Duration) {
     }
 }
 
-/// Checkpoints the database every [`CHECKPOINT_EVERY`], off the writer's path.
+/// Checkpoints the database every [`CHECKPOINT_EVERY`], off the writer's path; says once
+/// when it cannot (a full disk) and once when it can again.
 async fn checkpoint(db: Arc<OfferDb>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
         every.tick().await;
-        if let Err(error) = db.checkpoint().await {
-            warn!(error = %error.with_causes(), "cannot checkpoint the offers database");
+        match db.checkpoint().await {
+            Ok(()) if failing => {
+                failing = false;
+                info!("the offers database checkpoints again");
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                failing = true;
+                warn!(error = %error.with_causes(), "cannot checkpoint the offers database");
+            }
+            Err(error) => debug!(error = %error.with_causes(), "still cannot checkpoint"),
         }
     }
 }

@@ -21,7 +21,7 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Connection, Executor, Row, Transaction};
 
 pub use self::error::DatabaseError;
 pub use self::rows::{insert_rows, placeholders};
@@ -92,6 +92,7 @@ impl Database {
                     Ok(())
                 })
             })
+            .after_release(|conn, _| Box::pin(still_usable(conn)))
             .connect_with(options)
             .await
             .map_err(|source| DatabaseError::Query {
@@ -186,10 +187,17 @@ impl Database {
     /// (or holding up) readers and writers; nothing to do on PostgreSQL.
     pub async fn checkpoint(&self) -> Result<(), DatabaseError> {
         if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&self.pool)
+            let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&self.pool)
                 .await
                 .map_err(self.fail("checkpoint its write-ahead log"))?;
+            let frames = |i| row.try_get::<i64, _>(i).unwrap_or_default();
+            tracing::debug!(
+                database = self.url,
+                wal_frames = frames(1),
+                copied = frames(2),
+                "checkpointed the write-ahead log"
+            );
         }
         Ok(())
     }
@@ -207,6 +215,21 @@ impl Database {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether a connection handed back to the pool may serve again. One whose transaction could
+/// not be ended is closed instead: on a full disk SQLite may roll a failed transaction back by
+/// itself, sqlx's own `ROLLBACK` then fails and it counts the connection as still inside one,
+/// so every later `BEGIN` there would open a savepoint in a transaction nobody ends, holding
+/// the write lock ("database is locked") until the process stops. The ping first waits for the
+/// rollback a dropped transaction queued.
+async fn still_usable(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    let usable = !conn.is_in_transaction();
+    if !usable {
+        tracing::warn!("closing a database connection left inside a transaction");
+    }
+    Ok(usable)
 }
 
 /// An instant as the databases store it: microseconds since the epoch.

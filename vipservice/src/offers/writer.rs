@@ -41,7 +41,8 @@ struct Request {
 
 /// Whether the database answered the writer's last commit: `None` while it does, else why not.
 /// It decides the writer's log lines (one warning when the database goes, one line when it is
-/// back); `/health` pings the database itself, so that it is right while nothing is written.
+/// back), and `/health` reports it beside a ping of its own (right while nothing is written).
+/// While it is `Some` the writer holds a group and keeps trying, so it clears by itself.
 pub type DatabaseDown = watch::Receiver<Option<String>>;
 
 /// The single writer of an [`OfferDb`] in this process. Share it (e.g. in an `Arc`).

@@ -18,8 +18,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let consumer_active = state.consumer.is_active();
+    let refused = state.database_down.borrow().clone();
     let database_error = match timeout(PING_TIMEOUT, state.db.ping()).await {
-        Ok(Ok(())) => None,
+        Ok(Ok(())) => refused,
         Ok(Err(error)) => Some(error.with_causes()),
         Err(_) => Some(format!("no answer within {PING_TIMEOUT:?}")),
     };

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta};
 use common::config::RefreshEvent;
+use common::contract::vipservice::{DEAD_LETTERED, OFFERS_MADE};
 use common::messaging::{
     AmqpMessaging, ExchangeSpec, Messaging, MessagingSettings, OutgoingMessage, QueueSpec,
     QueueType,
@@ -104,9 +105,9 @@ impl Setup {
         self.database_url = url;
     }
 
-    /// The offers in the database, as the test sees them directly.
+    /// The offers in the database, read the way the instances reach it.
     pub async fn offers(&self, account_id: &str) -> Vec<Offer> {
-        let settings = OffersDatabaseSettings::at(self.database.url());
+        let settings = OffersDatabaseSettings::at(&self.database_url);
         let db = OfferDb::connect(&settings)
             .await
             .expect("the test reaches the database");
@@ -187,6 +188,17 @@ impl Setup {
                 self.broker.queue_depth(&self.queue).await == Some(0)
             })
             .await;
+    }
+
+    /// Waits until `vip`, back from a database outage, is healthy and has drained the queue
+    /// into `offers` offers in all, with nothing dead-lettered.
+    pub async fn wait_recovered(&self, vip: &Vip, offers: usize) {
+        vip.wait_healthy(true).await;
+        self.wait_drained().await;
+        vip.wait_metric(OFFERS_MADE, offers as u64).await;
+        assert_eq!(vip.metric(DEAD_LETTERED).await, 0);
+        let dlq = format!("{}.dlq", self.queue);
+        assert_eq!(self.broker.queue_depth(&dlq).await.unwrap_or(0), 0);
     }
 
     /// Deletes what the test declared (the guard does, as it drops).

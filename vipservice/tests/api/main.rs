@@ -3,6 +3,7 @@
 //! own uniquely named queue and its own database, deleted at the end.
 
 mod database;
+mod disk_full;
 mod helpers;
 mod offers;
 mod replicas;

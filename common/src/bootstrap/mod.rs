@@ -43,7 +43,7 @@ pub use self::http::{metrics_handle, served_by, shutdown_signal};
 use self::info::Info;
 pub use self::redacted::redacted_json;
 pub use self::runtime::{MAX_BLOCKING_THREADS, runtime};
-pub use self::server::HttpTuning;
+pub use self::server::{HttpTuning, serve};
 pub use self::settings::{AmqpTuning, CoreSettings, ServiceSettings};
 use crate::config::{
     BusId, ConfigArgs, ConfigError, EnvVars, Refreshable, Settings, SettingsLoader, Snapshot,

@@ -13,6 +13,10 @@
 #   scripts/loadtest.sh consumer-crash  [--seconds N]  # SIGKILL vipservice 2 at N/3, restart 5 s later
 #   scripts/loadtest.sh both-consumers-crash [--seconds N]  # SIGKILL both vipservices at N/3, restart 5 s later
 #   scripts/loadtest.sh account-sigterm [--seconds N]  # SIGTERM accountservice at N/3, restart 2 s later
+#   scripts/loadtest.sh account-sigkill [--seconds N]  # SIGKILL accountservice at N/4 (broker healthy),
+#                                                      # and at N/2 + 2 s inside a 6 s broker blackhole
+#   scripts/loadtest.sh disk-full       [--seconds N]  # the outbox's 16 MB disk full from N/3 for 5 s
+#                                                      # (half the reads VIP)
 #   scripts/loadtest.sh poison          [--seconds N]  # 1% garbage injected straight into the queue
 #   scripts/loadtest.sh broker-restart  [--seconds N]  # rabbitmqctl stop_app at N/3, 5 s, start_app
 #   scripts/loadtest.sh memory-alarm    [--seconds N]  # memory watermark tiny for 5 s, then restored
@@ -29,6 +33,13 @@
 # loadtest, which reports the HTTP errors during it and the seconds from the broker back to
 # the first offer committed. Whatever ends the script (done, failure, Ctrl-C), the broker is
 # left as found: started again, or the watermark it had put back.
+#
+# account-sigkill reaches the broker through a proxy of loadtest's own (`loadtest --proxy`),
+# which it blackholes: notifications accepted while nothing answers wait in the outbox, and
+# the SIGKILL there must lose none of them. disk-full mounts a tmpfs for accountservice's
+# outbox (needs root) and fills it: VIP reads are refused with 503 (counted) once the outbox
+# needs space it cannot get (SQLite goes on inside what its files already hold, so some runs
+# refuse none), other reads must all succeed, and every read accepted must become an offer.
 #
 # database-restart stops the shared PostgreSQL cluster (pg_ctlcluster) and needs
 # OFFERS_DATABASE=postgres and ALLOW_DATABASE_DISRUPTION=1; whatever ends the script, the
@@ -47,7 +58,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 steady|consumer-crash|both-consumers-crash|account-sigterm|poison|broker-restart|memory-alarm|database-restart [--seconds N] [--compare] (see --help)" >&2; exit 2; }
+usage() { echo "usage: $0 steady|consumer-crash|both-consumers-crash|account-sigterm|account-sigkill|disk-full|poison|broker-restart|memory-alarm|database-restart [--seconds N] [--compare] (see --help)" >&2; exit 2; }
 # shellcheck source=lib/usage.sh
 source scripts/lib/usage.sh
 case "${1:-}" in
@@ -67,7 +78,9 @@ done
 offers_database=${OFFERS_DATABASE:-sqlite}
 case "$offers_database" in sqlite|postgres) ;; *) echo "OFFERS_DATABASE must be sqlite or postgres" >&2; exit 2 ;; esac
 case "$scenario" in
-  steady|consumer-crash|both-consumers-crash|account-sigterm|poison) ;;
+  steady|consumer-crash|both-consumers-crash|account-sigterm|account-sigkill|poison) ;;
+  disk-full)
+    [ "$(id -u)" = 0 ] || { echo "$scenario mounts a tmpfs for the outbox: run it as root" >&2; exit 2; } ;;
   database-restart)
     [ "$offers_database" = postgres ] ||
       { echo "$scenario restarts PostgreSQL: set OFFERS_DATABASE=postgres" >&2; exit 2; }
@@ -103,9 +116,13 @@ step() { printf '==> %s %s\n' "$(date +%T.%3N)" "$*"; }
 service_env=(GOBLOG_VIP_QUEUE="$queue" GOBLOG_CONFIG_EVENT_BUS="$bus"
   GOBLOG_AMQP_SERVER_URL="$amqp_url" GOBLOG_LOG_LEVEL="${LOG_LEVEL:-info}")
 
+# What accountservice reaches the broker and its outbox at (a proxy, a small disk: see below).
+account_amqp_url=$amqp_url
+outbox_dir=$tmp
 start_account() {
   env "${service_env[@]}" GOBLOG_SERVER_PORT="$account_port" GOBLOG_STORE__PATH="$tmp/accountservice.redb" \
-    GOBLOG_OUTBOX__DATABASE_URL="sqlite://$tmp/accountservice-outbox.db?mode=rwc" \
+    GOBLOG_AMQP_SERVER_URL="$account_amqp_url" \
+    GOBLOG_OUTBOX__DATABASE_URL="sqlite://$outbox_dir/accountservice-outbox.db?mode=rwc" \
     "$bin/accountservice" --profile local --config-repo "$tmp/config-repo" \
     >>"$tmp/accountservice.log" 2>&1 &
   echo $! >"$tmp/accountservice.pid"
@@ -147,6 +164,13 @@ cleanup() {
       while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     fi
   done
+  if [ -n "${proxy_pid:-}" ]; then
+    kill -TERM "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
+  fi
+  if [ -n "${small_disk:-}" ]; then
+    umount "$small_disk" || echo "could not unmount $small_disk" >&2
+  fi
   "$bin/loadtest" --cleanup --amqp-url "$amqp_url" --vip-queue "$queue" --bus-exchange "$bus" ||
     echo "could not delete $queue (and .dlq/.dlx) and $bus" >&2
   if [ -n "${pg_database:-}" ] && [ "$status" -eq 0 ] && [ "${KEEP_TMP:-}" != 1 ]; then
@@ -207,6 +231,27 @@ cp -r config-repo "$tmp/config-repo"
   for id in $(seq 10000 10049); do echo "  - \"$id\""; done
 } >>"$tmp/config-repo/accountservice-local.yml"
 
+case "$scenario" in
+  account-sigkill)
+    # The broker's host:port in AMQP_URL, and the same URL through the proxy.
+    upstream=$(sed -E 's#^amqps?://([^@/]*@)?([^/]*).*$#\2#' <<<"$amqp_url")
+    "$bin/loadtest" --proxy "$upstream" --proxy-address-file "$tmp/proxy.address" >>"$tmp/proxy.log" 2>&1 &
+    proxy_pid=$!
+    deadline=$((SECONDS + 10))
+    until [ -s "$tmp/proxy.address" ]; do
+      kill -0 "$proxy_pid" 2>/dev/null || { echo "the proxy did not start; see $tmp/proxy.log" >&2; exit 1; }
+      [ $SECONDS -lt $deadline ] || { echo "the proxy gave no address in 10 s" >&2; exit 1; }
+      sleep 0.05 # poll interval; the deadline bounds the wait
+    done
+    account_amqp_url=${amqp_url/"$upstream"/$(cat "$tmp/proxy.address")}
+    step "accountservice reaches the broker through the proxy at $(cat "$tmp/proxy.address")" ;;
+  disk-full)
+    small_disk=$tmp/outbox-disk
+    mkdir "$small_disk"
+    mount -t tmpfs -o size=16m tmpfs "$small_disk"
+    outbox_dir=$small_disk
+    step "accountservice's outbox on a 16 MB tmpfs at $small_disk" ;;
+esac
 start_account
 start_vip 1
 start_vip 2
@@ -289,6 +334,54 @@ case "$scenario" in
       step "restarting accountservice"
       start_account
     } ;;
+  account-sigkill)
+    sigkill_account() {
+      local pid
+      pid=$(pid_of accountservice)
+      step "SIGKILL accountservice ($pid)"
+      kill -KILL "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    }
+    fault() {
+      pause $((seconds / 4))
+      sigkill_account
+      pause 2
+      step "restarting accountservice"
+      start_account
+      local gap=$((seconds / 2 - seconds / 4 - 2))
+      pause $((gap > 0 ? gap : 0))
+      step "broker blackholed (proxy $proxy_pid)"
+      blackholed=1
+      kill -USR1 "$proxy_pid"
+      pause 2
+      sigkill_account
+      pause 2
+      step "restarting accountservice, the broker still blackholed"
+      start_account
+      pause 2
+      step "blackhole over"
+      kill -USR2 "$proxy_pid"
+      blackholed=
+    }
+    restore() {
+      [ -n "${blackholed:-}" ] || return 0
+      kill -USR2 "$proxy_pid" 2>/dev/null || true
+    } ;;
+  disk-full)
+    # Half the reads are not VIP: they must all keep answering while the VIP ones are refused.
+    phases=(--phase "$seconds:0.5")
+    extra+=(--outage-file "$tmp/outage" --only-vip-refused)
+    fault() {
+      pause "$fault_at"
+      step "filling the outbox's disk"
+      outage_mark down
+      cat /dev/zero >"$small_disk/ballast" 2>/dev/null || true
+      pause 5
+      step "emptying the outbox's disk"
+      rm -f "$small_disk/ballast"
+      outage_mark back
+    }
+    restore() { rm -f "$small_disk/ballast"; } ;;
   broker-restart)
     extra+=(--outage-file "$tmp/outage")
     fault() {

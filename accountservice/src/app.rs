@@ -154,6 +154,10 @@ impl Own {
             fresh: fresh_batches,
             due,
         };
+        tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.keep_checkpointing().await }
+        });
         let stop_relay = CancellationToken::new();
         let relay = tokio::spawn(relay.run(stop_relay.clone(), notifications.shutdown_grace()));
         let quotes = Arc::new(ArcSwap::from_pointee(QuotesClient::new(&own.quotes)?));

@@ -25,6 +25,12 @@ pub enum Error {
     Broker(#[from] lapin::Error),
     #[error("outage file {path}: {reason}")]
     Outage { path: String, reason: String },
+    #[error("proxy: cannot {action}: {source}")]
+    Proxy {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot build the latency histogram: {0}")]
     Histogram(#[from] hdrhistogram::CreationError),
 }

@@ -94,6 +94,13 @@ pub struct Counters {
     pub transport_errors: AtomicU64,
     pub vip_ok: AtomicU64,
     pub vip_failed: AtomicU64,
+    /// VIP reads answered 503: refused because the notification could not be made durable.
+    pub vip_unavailable: AtomicU64,
+    /// Non-VIP reads that failed, for any reason.
+    pub other_failed: AtomicU64,
+    /// VIP reads that reached the service but got no answer (it was killed mid-request): each
+    /// may or may not have been accepted, so its notification may or may not exist.
+    pub vip_in_doubt: AtomicU64,
     /// Requests answered 200, per phase of the plan.
     pub ok_by_phase: Vec<AtomicU64>,
     /// When each failed request (HTTP or transport error) ended, in ms since the Unix epoch:
@@ -115,6 +122,15 @@ impl Counters {
         if let Ok(mut times) = self.error_times_ms.lock() {
             times.push(now);
         }
+    }
+
+    fn record_failed(&self, vip: bool) {
+        let failed = if vip {
+            &self.vip_failed
+        } else {
+            &self.other_failed
+        };
+        failed.fetch_add(1, Relaxed);
     }
 
     /// Failed requests that ended within `from_ms..=to_ms`.
@@ -230,18 +246,20 @@ async fn worker(
                     counters.vip_ok.fetch_add(1, Relaxed);
                 }
             }
-            Ok(_) => {
+            Ok(status) => {
                 counters.record_error();
                 counters.http_errors.fetch_add(1, Relaxed);
-                if vip {
-                    counters.vip_failed.fetch_add(1, Relaxed);
+                counters.record_failed(vip);
+                if vip && status.as_u16() == 503 {
+                    counters.vip_unavailable.fetch_add(1, Relaxed);
                 }
             }
-            Err(_) => {
+            Err(error) => {
                 counters.record_error();
                 counters.transport_errors.fetch_add(1, Relaxed);
-                if vip {
-                    counters.vip_failed.fetch_add(1, Relaxed);
+                counters.record_failed(vip);
+                if vip && !error.is_connect() {
+                    counters.vip_in_doubt.fetch_add(1, Relaxed);
                 }
                 // The service may be restarting: do not spin on refused connections.
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -8,6 +8,7 @@ mod ids;
 mod load;
 mod outage;
 mod prom;
+mod proxy;
 mod reconcile;
 mod report;
 mod rss;
@@ -92,6 +93,17 @@ struct Args {
     /// Raw consume-with-ack rate (msg/s, from raw-lapin), to compare against.
     #[arg(long, requires = "raw_publish_confirm_quorum")]
     raw_consume_ack: Option<f64>,
+    /// Pass only if no non-VIP read failed (the disk-full scenario: a full outbox may refuse
+    /// VIP reads, with 503, and nothing else).
+    #[arg(long)]
+    only_vip_refused: bool,
+    /// Instead of a load test: forward connections to this address (the broker) until
+    /// SIGTERM; SIGUSR1 blackholes them (nothing forwarded, nothing closed: a partition),
+    /// SIGUSR2 ends that. The address it listens on goes to `--proxy-address-file`.
+    #[arg(long, requires = "proxy_address_file")]
+    proxy: Option<std::net::SocketAddr>,
+    #[arg(long)]
+    proxy_address_file: Option<PathBuf>,
     /// Instead of a load test: delete the queue, its `.dlq` and `.dlx`, and `--bus-exchange`.
     #[arg(long)]
     cleanup: bool,
@@ -104,6 +116,7 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let outage_expected = args.outage_file.is_some();
+    let only_vip_refused = args.only_vip_refused;
     match run(args).await {
         Ok(None) => std::process::ExitCode::SUCCESS,
         Ok(Some(report)) => {
@@ -129,9 +142,11 @@ async fn main() -> std::process::ExitCode {
             // Every notification must be accounted for, and offered once: the offers' primary
             // key leaves no room for a duplicate, whatever the fault.
             let passed = report.lost == 0
+                && report.unanswered_delivered <= as_i64(report.vip_in_doubt)
                 && report.duplicate_offers == 0
                 && report.drained
-                && (report.outage.is_some() || !outage_expected);
+                && (report.outage.is_some() || !outage_expected)
+                && (!only_vip_refused || report.other_reads_failed == 0);
             if passed {
                 std::process::ExitCode::SUCCESS
             } else {
@@ -146,6 +161,10 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<Option<Report>, Error> {
+    if let (Some(upstream), Some(file)) = (args.proxy, &args.proxy_address_file) {
+        proxy::run(upstream, file).await?;
+        return Ok(None);
+    }
     let phases = args
         .phases
         .iter()
@@ -268,7 +287,12 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
     #[allow(clippy::cast_possible_truncation)]
     let outbox = account.outbox as i64;
     let dead_lettered_notifications = as_i64(dlq) - as_i64(injected);
-    let lost = as_i64(vip_ok) - (as_i64(offers.distinct) + outbox + dead_lettered_notifications);
+    let accounted = as_i64(offers.distinct) + outbox + dead_lettered_notifications;
+    // More notifications than reads answered 200 is no loss as long as reads without an answer
+    // explain them: a read killed after its commit, before its response.
+    let lost = (as_i64(vip_ok) - accounted).max(0);
+    let unanswered_delivered = (accounted - as_i64(vip_ok)).max(0);
+    let vip_in_doubt = counters.vip_in_doubt.load(Relaxed);
     let ok = counters.ok.load(Relaxed);
     #[allow(clippy::cast_precision_loss)]
     let phases = plan
@@ -325,6 +349,8 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         latency: Quantiles::of(&histogram),
         vip_reads_ok: vip_ok,
         vip_reads_failed: counters.vip_failed.load(Relaxed),
+        vip_reads_503: counters.vip_unavailable.load(Relaxed),
+        other_reads_failed: counters.other_failed.load(Relaxed),
         published_since_start: account.published,
         publish_failed_since_start: account.failed,
         buffered_since_start: account.buffered,
@@ -342,6 +368,8 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         drained: drain.drained,
         drain_seconds: drain.took.as_secs_f64(),
         lost,
+        unanswered_delivered,
+        vip_in_doubt,
         end_to_end: Quantiles::of(&offers.end_to_end),
         publish_per_s,
         offers_per_s,

@@ -54,6 +54,9 @@ pub struct Report {
     pub latency: Quantiles,
     pub vip_reads_ok: u64,
     pub vip_reads_failed: u64,
+    /// VIP reads answered 503 (their notification could not be made durable).
+    pub vip_reads_503: u64,
+    pub other_reads_failed: u64,
     pub published_since_start: f64,
     pub publish_failed_since_start: f64,
     pub buffered_since_start: f64,
@@ -70,8 +73,13 @@ pub struct Report {
     pub duplicate_examples: Vec<String>,
     pub drained: bool,
     pub drain_seconds: f64,
-    /// accepted VIP reads − (distinct offers + outbox + dead-lettered notifications)
+    /// accepted VIP reads − (distinct offers + outbox + dead-lettered notifications), if more
     pub lost: i64,
+    /// The other way round: notifications of reads that got no answer (killed mid-request);
+    /// at most `vip_in_doubt`.
+    pub unanswered_delivered: i64,
+    /// VIP reads that reached the service and got no answer.
+    pub vip_in_doubt: u64,
     pub end_to_end: Quantiles,
     /// Confirmed publishes ÷ the time from the load's start until the publish counter stopped.
     pub publish_per_s: f64,
@@ -125,9 +133,13 @@ impl Report {
                 ),
             ),
             (
-                "VIP reads 200 / failed",
-                format!("{} / {}", self.vip_reads_ok, self.vip_reads_failed),
+                "VIP reads 200 / failed (of them 503)",
+                format!(
+                    "{} / {} ({})",
+                    self.vip_reads_ok, self.vip_reads_failed, self.vip_reads_503
+                ),
             ),
+            ("other reads failed", self.other_reads_failed.to_string()),
             (
                 "published / failed / buffered (since start)",
                 format!(
@@ -169,6 +181,10 @@ impl Report {
                 format!("{} after {:.1} s", self.drained, self.drain_seconds),
             ),
             ("LOST", self.lost.to_string()),
+            (
+                "delivered without a 200 / reads with no answer",
+                format!("{} / {}", self.unanswered_delivered, self.vip_in_doubt),
+            ),
             (
                 "read → offer p50 / p99 / max",
                 format!(

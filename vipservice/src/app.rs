@@ -11,7 +11,7 @@ use common::config::Refreshable;
 use common::messaging::{QueueSpec, Subscription};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::consumer::OfferConsumer;
 use crate::error::StartupError;
@@ -21,8 +21,6 @@ use crate::settings::VipSettings;
 
 /// The consumer's name on the broker, shown in its management UI.
 const CONSUMER_NAME: &str = "vipservice";
-/// How often SQLite's write-ahead log is copied into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often processed message ids past their retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -85,7 +83,10 @@ impl Own {
                 db.clone(),
                 settings.own.processed_messages.retention(),
             )),
-            tokio::spawn(checkpoint(db.clone())),
+            tokio::spawn({
+                let db = db.clone();
+                async move { db.keep_checkpointing().await }
+            }),
         ];
         // Counting starts with the first delivery, before `serve` would install the recorder.
         metrics_handle();
@@ -171,29 +172,6 @@ async fn prune(db: Arc<OfferDb>, retention: Duration) {
                 info!(pruned, %before, "forgot processed message ids past their retention")
             }
             Err(error) => warn!(error = %error.with_causes(), "cannot prune processed message ids"),
-        }
-    }
-}
-
-/// Checkpoints the database every [`CHECKPOINT_EVERY`], off the writer's path; says once
-/// when it cannot (a full disk) and once when it can again.
-async fn checkpoint(db: Arc<OfferDb>) {
-    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        every.tick().await;
-        match db.checkpoint().await {
-            Ok(()) if failing => {
-                failing = false;
-                info!("the offers database checkpoints again");
-            }
-            Ok(()) => {}
-            Err(error) if !failing => {
-                failing = true;
-                warn!(error = %error.with_causes(), "cannot checkpoint the offers database");
-            }
-            Err(error) => debug!(error = %error.with_causes(), "still cannot checkpoint"),
         }
     }
 }

@@ -235,9 +235,9 @@ impl OutboxDb {
         Ok(())
     }
 
-    /// See [`Database::checkpoint`].
-    pub async fn checkpoint(&self) -> Result<(), DatabaseError> {
-        self.db.checkpoint().await
+    /// See [`Database::keep_checkpointing`].
+    pub async fn keep_checkpointing(&self) {
+        self.db.keep_checkpointing().await;
     }
 
     /// Closes every connection, waiting for those in use.

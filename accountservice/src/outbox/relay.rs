@@ -28,7 +28,7 @@ const CLAIM_BATCH: u32 = 256;
 /// The first and the longest wait before claiming again after publishes failed.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
-/// How often the depth and age gauges are refreshed (and SQLite checkpointed).
+/// How often the depth and age gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
 
 /// Publishes what the outbox holds; see the [module docs](self).
@@ -254,12 +254,8 @@ impl Relay {
         });
     }
 
-    /// Refreshes the depth and age gauges, and checkpoints SQLite's write-ahead log (off the
-    /// writer's path).
+    /// Refreshes the depth and age gauges.
     async fn refresh_gauges(&self) {
-        if let Err(error) = self.db.checkpoint().await {
-            debug!(error = %error.with_causes(), "cannot checkpoint the outbox");
-        }
         match self.db.depth().await {
             Ok((depth, oldest)) => {
                 #[allow(clippy::cast_precision_loss)] // A gauge; exact beyond 2^53 is not needed.

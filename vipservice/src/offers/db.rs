@@ -272,9 +272,9 @@ impl OfferDb {
         Ok(done.rows_affected())
     }
 
-    /// See [`Database::checkpoint`].
-    pub async fn checkpoint(&self) -> Result<(), DatabaseError> {
-        self.db.checkpoint().await
+    /// See [`Database::keep_checkpointing`].
+    pub async fn keep_checkpointing(&self) {
+        self.db.keep_checkpointing().await;
     }
 
     /// Whether the database answers a trivial query.

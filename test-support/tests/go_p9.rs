@@ -204,6 +204,25 @@ async fn a_go_bus_subscription_to_an_inequivalent_exchange_is_refused_with_406()
     connection.close(200, "".into()).await.expect("closed");
 }
 
+/// Publishes `event` to `exchange` with `routing_key` (which Spring's producer never uses).
+async fn publish_with_key(exchange: &str, routing_key: &str, event: &BusEvent) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("connects");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            Default::default(),
+            event.to_json().as_bytes(),
+            Default::default(),
+        )
+        .await
+        .expect("published");
+    connection.close(200, "".into()).await.expect("closed");
+}
+
 #[tokio::test]
 async fn the_bus_listener_refreshes_when_the_destination_contains_its_name() {
     let cleanup = Cleanup::new();
@@ -217,6 +236,13 @@ async fn the_bus_listener_refreshes_when_the_destination_contains_its_name() {
     assert!(queue.starts_with("amq.gen-"), "server-named: {queue}");
     assert_eq!(broker.consumer_count(&queue).await, 1);
 
+    // Go binds with the exchange's name, not Spring consumers' `#`: another key misses it.
+    publish_with_key(
+        &exchange,
+        "not-the-bus-name",
+        &BusEvent::refresh("vipservice:**"),
+    )
+    .await;
     // A refresh of every app (to Spring) and one of another app: not Go's business.
     publish_refresh(&url, &exchange, "**")
         .await
@@ -288,4 +314,32 @@ async fn a_dropped_bus_listener_leaves_no_queue() {
 
     drop(listener);
     assert!(!broker.exists(&queue).await, "its queue is deleted");
+}
+
+#[tokio::test]
+async fn the_go_consumer_stops_for_good_when_its_queue_is_deleted() {
+    let cleanup = Cleanup::new();
+    let queue = cleanup.queue(unique("vip_queue"));
+    let broker = Broker::connect().await;
+    let vip = GoVipService::start(&amqp_url(), &queue)
+        .await
+        .expect("the Go consumer starts");
+    assert!(vip.is_consuming());
+
+    broker.delete(&[&queue], &[]).await;
+    broker
+        .wait_until("the Go consumer has stopped", LIMIT, || async {
+            !vip.is_consuming()
+        })
+        .await;
+    // Nothing subscribes again: a queue of that name gets no consumer.
+    let account = GoAccountService::connect(&amqp_url())
+        .await
+        .expect("connects");
+    account
+        .notify_vip(&queue, "10000")
+        .await
+        .expect("published");
+    assert_eq!(broker.consumer_count(&queue).await, 0);
+    assert!(vip.received().is_empty());
 }

@@ -25,6 +25,7 @@ mod account;
 mod bus;
 mod event;
 mod inbox;
+mod spring;
 mod vip;
 
 use lapin::protocol::constants::REPLY_SUCCESS;
@@ -32,8 +33,9 @@ use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, ErrorKind, options::QueueDeclareOptions};
 
 pub use account::{GoAccountService, go_time_string, vip_notification};
-pub use bus::{BusMessage, GoBusListener, publish_bus_event, publish_refresh};
+pub use bus::{BusMessage, GoBusListener};
 pub use event::BusEvent;
+pub use spring::{publish_bus_event, publish_refresh};
 pub use vip::GoVipService;
 
 /// The queue Go's accountservice publishes VIP notifications to and vipservice consumes.

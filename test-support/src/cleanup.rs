@@ -81,7 +81,8 @@ impl Cleanup {
         self
     }
 
-    /// Records a queue; returns its name.
+    /// Records a queue of any kind, e.g. the Go services' classic, non-durable `vip_queue`
+    /// ([`crate::go_p9`]); returns its name.
     pub fn queue(&self, name: impl Into<String>) -> String {
         let name = name.into();
         self.record(|declared| declared.queues.push(name.clone()));

@@ -8,6 +8,9 @@
 //! - [`SmallDisk`]: a small tmpfs a test fills, for full-disk behaviour (needs root).
 //! - [`TcpProxy`]: sits between a client and the broker and can cut every connection, to
 //!   test recovery without stopping the broker that other tests share.
+//! - [`go_p9`]: stand-ins for the Go P9 services ([`GoAccountService`], [`GoVipService`],
+//!   [`GoBusListener`]) speaking AMQP exactly as the Go original does, so tests can pair our
+//!   services with "Go" on the real broker.
 //!
 //! Its API is plain Rust ([`Message`], [`Properties`], [`Value`]): the services' tests do not
 //! depend on the AMQP client it uses.
@@ -16,6 +19,7 @@ mod broker;
 mod cleanup;
 mod database;
 mod disk;
+pub mod go_p9;
 mod message;
 mod proxy;
 
@@ -23,6 +27,7 @@ pub use broker::{Broker, amqp_url};
 pub use cleanup::Cleanup;
 pub use database::{TestDatabase, postgres_url};
 pub use disk::SmallDisk;
+pub use go_p9::{GoAccountService, GoBusListener, GoP9Error, GoVipService};
 pub use message::{Headers, Message, Properties, Value};
 pub use proxy::TcpProxy;
 

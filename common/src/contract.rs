@@ -14,6 +14,9 @@ pub mod accountservice {
     pub const OUTBOX_DEPTH: &str = "vip_outbox_depth";
     /// Age of the oldest notification in the outbox, in seconds (0 when it is empty).
     pub const OUTBOX_OLDEST_AGE: &str = "vip_outbox_oldest_age_seconds";
+    /// Seconds from a notification's commit to the outbox to the broker's confirm, for those
+    /// published straight after their commit (a histogram).
+    pub const COMMIT_TO_CONFIRM: &str = "vip_outbox_commit_to_confirm_seconds";
 }
 
 /// vipservice's metrics.

@@ -355,6 +355,7 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         publish_failed_since_start: account.failed,
         buffered_since_start: account.buffered,
         outbox: account.outbox,
+        commit_to_confirm_p99_ms: account.commit_to_confirm_p99.map(|s| s * 1000.0),
         consumed_since_start: vip.consumed,
         offers_made_since_start: vip.offers_made,
         duplicates_dropped_since_start: vip.duplicates_dropped,

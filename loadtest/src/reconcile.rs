@@ -14,10 +14,12 @@ use sqlx::any::AnyConnectOptions;
 use crate::broker::Broker;
 use crate::error::Error;
 use crate::load::new_histogram;
-use crate::prom::metric_sum;
+use crate::prom::{histogram_quantile, metric_sum};
 
 // The services' metric names, from the wire contract they take them from too.
-use common::contract::accountservice::{BUFFERED, FAILED, OUTBOX_DEPTH, PUBLISHED};
+use common::contract::accountservice::{
+    BUFFERED, COMMIT_TO_CONFIRM, FAILED, OUTBOX_DEPTH, PUBLISHED,
+};
 use common::contract::vipservice::{
     CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED as DUPLICATES, OFFERS_MADE,
 };
@@ -39,6 +41,8 @@ pub struct AccountFigures {
     pub failed: f64,
     pub buffered: f64,
     pub outbox: f64,
+    /// From the commit to the outbox to the broker's confirm, seconds (since its last start).
+    pub commit_to_confirm_p99: Option<f64>,
 }
 
 /// vipservice counters, summed over the replicas (each since its last start).
@@ -117,6 +121,7 @@ pub async fn account_figures(
         buffered: required(&text, BUFFERED, &url)?,
         // The gauge appears once the outbox was first touched; absent means empty.
         outbox: metric_sum(&text, OUTBOX_DEPTH).unwrap_or(0.0),
+        commit_to_confirm_p99: histogram_quantile(&text, COMMIT_TO_CONFIRM, 0.99),
     })
 }
 

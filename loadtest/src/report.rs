@@ -61,6 +61,9 @@ pub struct Report {
     pub publish_failed_since_start: f64,
     pub buffered_since_start: f64,
     pub outbox: f64,
+    /// From the outbox commit to the broker's confirm, p99 of accountservice's histogram
+    /// (interpolated within its bucket; since its last start).
+    pub commit_to_confirm_p99_ms: Option<f64>,
     pub consumed_since_start: f64,
     pub offers_made_since_start: f64,
     pub duplicates_dropped_since_start: f64,
@@ -150,6 +153,11 @@ impl Report {
                 ),
             ),
             ("outbox now", self.outbox.to_string()),
+            (
+                "commit → broker confirm p99 (histogram)",
+                self.commit_to_confirm_p99_ms
+                    .map_or("–".to_owned(), |ms| format!("{ms:.2} ms")),
+            ),
             (
                 "consumed / offers / dups dropped / DLQ'd (since start)",
                 format!(

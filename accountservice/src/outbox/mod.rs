@@ -53,6 +53,11 @@ pub fn describe_metrics() {
         metrics::Unit::Seconds,
         "Age of the oldest VIP notification in the outbox"
     );
+    metrics::describe_histogram!(
+        metric::COMMIT_TO_CONFIRM,
+        metrics::Unit::Seconds,
+        "From a VIP notification's commit to the outbox to the broker's confirm (published straight after the commit)"
+    );
 }
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ impl Relay {
                 batch = self.fresh.recv() => {
                     let Some(batch) = batch else { break };
                     if connected {
-                        self.publish(&permits, &tracker, batch, &outcomes_tx).await;
+                        let handed = Some(Instant::now());
+                        self.publish(&permits, &tracker, batch, handed, &outcomes_tx).await;
                     } else {
                         let ids = batch.into_iter().map(|e| e.message_id).collect();
                         self.settler.settle(Vec::new(), ids).await;
@@ -106,7 +107,9 @@ impl Relay {
         let finish = async {
             while let Some(batch) = self.fresh.recv().await {
                 if connected {
-                    self.publish(&permits, &tracker, batch, &outcomes_tx).await;
+                    let handed = Some(Instant::now());
+                    self.publish(&permits, &tracker, batch, handed, &outcomes_tx)
+                        .await;
                 }
             }
             tracker.close();
@@ -155,7 +158,8 @@ impl Relay {
                 return self.next_due().await;
             }
             debug!(count = claimed.len(), "claimed due outbox entries");
-            self.publish(permits, tracker, claimed, outcomes).await;
+            self.publish(permits, tracker, claimed, None, outcomes)
+                .await;
         }
     }
 
@@ -176,12 +180,14 @@ impl Relay {
     }
 
     /// Publishes `batch` in chunks of at most `max_in_flight`, each from a task of its own
-    /// once it has permits for all its entries.
+    /// once it has permits for all its entries. A batch the writer `handed` over as it
+    /// committed it times its confirms (claimed ones waited for other reasons).
     async fn publish(
         &self,
         permits: &Arc<Semaphore>,
         tracker: &TaskTracker,
         mut batch: Vec<OutboxEntry>,
+        handed: Option<Instant>,
         outcomes: &mpsc::UnboundedSender<bool>,
     ) {
         let chunk = self.max_in_flight.max(1);
@@ -193,7 +199,7 @@ impl Relay {
             let Ok(permit) = Arc::clone(permits).acquire_many_owned(n).await else {
                 return;
             };
-            self.spawn_publish(tracker, permit, batch, outcomes.clone());
+            self.spawn_publish(tracker, permit, batch, handed, outcomes.clone());
             batch = rest;
         }
     }
@@ -205,6 +211,7 @@ impl Relay {
         tracker: &TaskTracker,
         permit: OwnedSemaphorePermit,
         batch: Vec<OutboxEntry>,
+        handed: Option<Instant>,
         outcomes: mpsc::UnboundedSender<bool>,
     ) {
         let messaging = Arc::clone(&self.messaging);
@@ -231,7 +238,13 @@ impl Relay {
             let (mut confirmed, mut failed) = (Vec::new(), Vec::new());
             while let Some((message_id, outcome)) = in_flight.next().await {
                 match outcome {
-                    Ok(Ok(())) => confirmed.push(message_id),
+                    Ok(Ok(())) => {
+                        if let Some(handed) = handed {
+                            metrics::histogram!(metric::COMMIT_TO_CONFIRM)
+                                .record(handed.elapsed().as_secs_f64());
+                        }
+                        confirmed.push(message_id);
+                    }
                     Ok(Err(error)) => {
                         debug!(%error, message_id, "publish failed; the entry stays in the outbox");
                         failed.push(message_id);

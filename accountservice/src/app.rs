@@ -11,7 +11,6 @@ use common::bootstrap::{
 };
 use common::config::Refreshable;
 use common::database::DatabaseError;
-use common::messaging::QueueSpec;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -146,7 +145,7 @@ impl Own {
             messaging: service.messaging(),
             db: outbox.clone(),
             settler: writer.settler(),
-            queue: QueueSpec::work_queue(&own.vip_queue, current.settings.core.amqp.queue_type),
+            queue: current.settings.core.amqp.work_queue(&own.vip_queue),
             owner,
             lease: notifications.lease(),
             publish_timeout: notifications.publish_timeout(),

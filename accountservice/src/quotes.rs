@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::breaker::CircuitBreaker;
 
-/// A quote, with the Go original's JSON field names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A quote, with the Go original's JSON field names; the default (empty fields) is what the
+/// original answers with when it has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quote {
     /// The quote itself.
     #[serde(rename = "quote")]

@@ -8,7 +8,7 @@ use axum::Router;
 use chrono::{TimeDelta, Utc};
 use common::bootstrap::{Launch, Service, ServiceSettings, metrics_handle};
 use common::config::Refreshable;
-use common::messaging::{QueueSpec, Subscription};
+use common::messaging::Subscription;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -90,7 +90,7 @@ impl Own {
         ];
         // Counting starts with the first delivery, before `serve` would install the recorder.
         metrics_handle();
-        let queue = QueueSpec::work_queue(&settings.own.vip_queue, settings.core.amqp.queue_type);
+        let queue = settings.core.amqp.work_queue(&settings.own.vip_queue);
         let handler = Arc::new(OfferConsumer::new(writer.clone()));
         let consumer = service
             .messaging()

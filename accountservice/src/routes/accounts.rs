@@ -10,15 +10,16 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::quotes::Quote;
 
-/// The Go original's account JSON.
+/// The Go original's account JSON. Without a quote (the quotes service failed or is
+/// absent) `quote` is there with empty fields, as the original sends it, so that its clients
+/// parse ours alike.
 #[derive(Debug, Serialize)]
 pub struct AccountResponse {
     pub id: String,
     pub name: String,
     #[serde(rename = "servedBy")]
     pub served_by: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quote: Option<Quote>,
+    pub quote: Quote,
 }
 
 #[tracing::instrument(skip(state))]
@@ -41,6 +42,6 @@ pub async fn get_account(
         id: account.id,
         name: account.name,
         served_by: state.served_by.to_string(),
-        quote,
+        quote: quote.unwrap_or_default(),
     }))
 }

@@ -104,8 +104,13 @@ async fn a_vip_read_is_answered_once_its_notification_is_durable() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        serde_json::json!({"id": "10000", "name": "Person_0", "servedBy": "10.0.0.7"}),
-        "no quote field when the quotes service gave nothing"
+        serde_json::json!({
+            "id": "10000",
+            "name": "Person_0",
+            "servedBy": "10.0.0.7",
+            "quote": {"quote": "", "ipAddress": "", "language": ""}
+        }),
+        "the Go original's empty quote when the quotes service gave nothing"
     );
 }
 

@@ -38,6 +38,8 @@ pub struct TestConfig {
     pub outbox_url: Option<String>,
     /// 0: any free port (in-process tests learn it from the service).
     pub server_port: u16,
+    /// `amqp.compat`: `none`, or `go-p9` to share the queue with the Go original.
+    pub compat: &'static str,
     /// Dropped after the fields above: the service is stopped (or its test failed) by then.
     _cleanup: Cleanup,
 }
@@ -57,6 +59,7 @@ impl TestConfig {
             shutdown_grace_ms: 3_000,
             outbox_url: None,
             server_port: 0,
+            compat: "none",
             _cleanup: cleanup,
         }
     }
@@ -83,6 +86,7 @@ config_event_bus: {bus}
 log_level: warn
 amqp:
   queue_type: classic
+  compat: {compat}
   outage_wait_ms: {outage}
   connect_timeout_ms: 5000
 vip_account_ids: {vips}
@@ -102,6 +106,7 @@ notifications:
             url = self.amqp_url,
             bus = self.bus,
             outage = self.outage_wait_ms,
+            compat = self.compat,
             queue = self.queue,
             quotes = self.quotes_url,
             store = dir.join("accounts.redb").display(),

@@ -2,6 +2,7 @@
 //! store in a temp dir.
 
 mod disk_full;
+mod go_p9;
 mod helpers;
 mod outage;
 mod refresh;

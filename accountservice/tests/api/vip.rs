@@ -16,9 +16,10 @@ async fn a_vip_read_reaches_the_vip_queue_with_body_and_properties() {
     let account: serde_json::Value = response.json().await.expect("JSON");
     assert_eq!(account["name"], "Person_0");
     assert!(account["servedBy"].is_string(), "{account}");
-    assert!(
-        account.get("quote").is_none(),
-        "no quotes service: {account}"
+    assert_eq!(
+        account["quote"],
+        serde_json::json!({"quote": "", "ipAddress": "", "language": ""}),
+        "no quotes service: the Go original's empty quote"
     );
     assert_eq!(app.get_account("10100").await.status(), 404);
     assert_eq!(app.get_account("bad.id").await.status(), 400);

@@ -49,6 +49,7 @@ use crate::config::{
     BusId, ConfigArgs, ConfigError, EnvVars, Refreshable, Settings, SettingsLoader, Snapshot,
     normalize_go_flags,
 };
+use crate::messaging::Compat;
 use crate::messaging::{AmqpMessaging, ExchangeSpec, Messaging, MessagingError};
 
 /// Why a service could not start or stop cleanly; each names the setting to check.
@@ -189,6 +190,15 @@ impl<X: Settings + Clone> Service<X> {
             "starting"
         );
         let core = first.settings.core.clone();
+        if core.amqp.compat == Compat::GoP9 {
+            warn!(
+                "amqp.compat is go-p9: work queues are declared as the Go original declares \
+                 them, so that its services share them; this gives up their durability (a \
+                 broker restart loses the queue and what it holds) and the broker's delivery \
+                 limit; poison messages are dead-lettered by the consumer to <queue>.dlq. \
+                 Leave the mode once the Go services are gone (README, migration)"
+            );
+        }
         let address = SocketAddr::from(([0, 0, 0, 0], core.server_port));
         let listener = TcpListener::bind(address)
             .await

@@ -10,7 +10,7 @@ use super::server::HttpTuning;
 use crate::config::refresh::is_under;
 use crate::config::unknown::{deserialize_noting_ignored, ignored_by_both};
 use crate::config::{InvalidSetting, Settings};
-use crate::messaging::{MessagingSettings, QueueType};
+use crate::messaging::{Compat, MessagingSettings, QueueSpec, QueueType};
 
 /// Keys both services read, at the top level as in the original's `accountservice-dev.yml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +49,9 @@ pub struct AmqpTuning {
     pub prefetch: u16,
     /// Type of the work queues this service declares.
     pub queue_type: QueueType,
+    /// `go-p9`: declare the work queues as the Go original does, to share them with its
+    /// services while moving off them (see [`Compat::GoP9`] for what that gives up).
+    pub compat: Compat,
     /// How long a publish waits for the broker during an outage before it fails.
     pub outage_wait_ms: u64,
     /// How long a publish waits for the broker's confirm.
@@ -62,10 +65,18 @@ impl Default for AmqpTuning {
         Self {
             prefetch: 200,
             queue_type: QueueType::Quorum,
+            compat: Compat::None,
             outage_wait_ms: 2_000,
             confirm_timeout_ms: 5_000,
             connect_timeout_ms: 60_000,
         }
+    }
+}
+
+impl AmqpTuning {
+    /// The work queue `name` as these settings declare it.
+    pub fn work_queue(&self, name: &str) -> QueueSpec {
+        QueueSpec::work_queue(name, self.queue_type).with_compat(self.compat)
     }
 }
 

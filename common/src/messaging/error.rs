@@ -36,11 +36,14 @@ pub enum MessagingError {
     #[error("the broker refused to store a message to {target} (nack)")]
     Nacked { target: String },
 
-    #[error("{kind} {name:?} exists with other arguments than goblog-rs declares: {detail}")]
+    /// `detail` is the broker's word (it names the first argument that differs, with both
+    /// values); `hint` what to do about it, when known.
+    #[error("{kind} {name:?} exists with other arguments than goblog-rs declares: {detail}{hint}")]
     TopologyMismatch {
         kind: &'static str,
         name: String,
         detail: String,
+        hint: String,
     },
 
     #[error("{operation} failed: {source}")]
@@ -55,6 +58,21 @@ pub enum MessagingError {
 }
 
 impl MessagingError {
+    /// Adds what to do to a [`MessagingError::TopologyMismatch`]; other errors stay as they are.
+    pub(crate) fn with_hint(self, what_to_do: &str) -> Self {
+        match self {
+            Self::TopologyMismatch {
+                kind, name, detail, ..
+            } => Self::TopologyMismatch {
+                kind,
+                name,
+                detail,
+                hint: format!("; {what_to_do}"),
+            },
+            other => other,
+        }
+    }
+
     /// True when trying again later may succeed (the broker was away, slow or blocked), as
     /// opposed to a mistake that needs a fix.
     pub fn is_transient(&self) -> bool {

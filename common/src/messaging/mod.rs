@@ -25,7 +25,7 @@ pub use error::MessagingError;
 pub use message::{Handler, HandlerError, HandlerFn, IncomingMessage, OutgoingMessage};
 pub use settings::MessagingSettings;
 pub use status::LinkStatus;
-pub use topology::{ExchangeKind, ExchangeSpec, QueueSpec, QueueType};
+pub use topology::{Compat, ExchangeKind, ExchangeSpec, QueueSpec, QueueType};
 
 /// The messaging operations the services use. Implemented over lapin by [`AmqpMessaging`];
 /// with the `mock` feature, `MockMessaging` stands in for it in handler tests.

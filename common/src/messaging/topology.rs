@@ -75,13 +75,32 @@ impl QueueType {
     }
 }
 
-/// A durable work queue with its dead-letter exchange `<name>.dlx` and queue `<name>.dlq`.
+/// Whose declaration of the work queues a service follows (the setting `amqp.compat`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize,
+)]
+pub enum Compat {
+    /// goblog-rs's own: durable, of `amqp.queue_type`, dead-lettering through the broker.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// The Go original's (callistaenterprise/goblog, branch P9), so that its services and
+    /// ours share `vip_queue`: a non-durable classic queue without arguments. It gives up the
+    /// queue (and what it holds) surviving a broker restart, and the broker's delivery limit;
+    /// poison messages are dead-lettered by the consumer itself, to `<name>.dlq`.
+    #[serde(rename = "go-p9")]
+    GoP9,
+}
+
+/// A work queue: durable, with its dead-letter exchange `<name>.dlx` and queue `<name>.dlq`;
+/// or, with [`Compat::GoP9`], as the Go original declares it, with `<name>.dlq` beside it.
 ///
 /// Replicas that subscribe to the same work queue share its messages round-robin.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct QueueSpec {
     pub name: String,
     pub queue_type: QueueType,
+    pub compat: Compat,
 }
 
 impl QueueSpec {
@@ -89,7 +108,13 @@ impl QueueSpec {
         Self {
             name: name.into(),
             queue_type,
+            compat: Compat::None,
         }
+    }
+
+    /// The same queue, declared as `compat` says.
+    pub fn with_compat(self, compat: Compat) -> Self {
+        Self { compat, ..self }
     }
 
     /// The exchange that receives what this queue dead-letters.

@@ -2,6 +2,7 @@
 //! follows Spring Cloud Bus refresh events meant for it, ignores the others, and acks; it warns
 //! about an unknown key once.
 
+mod go_bus;
 mod http;
 
 use std::path::{Path, PathBuf};

@@ -149,9 +149,11 @@ async fn a_queue_declared_with_other_arguments_is_named_in_the_error() {
             kind: "queue",
             name: queue,
             detail,
+            hint,
         } => {
             assert_eq!(queue, &name);
             assert!(detail.contains("x-queue-type"), "{detail}");
+            assert!(hint.contains("amqp.compat: go-p9"), "{hint}");
         }
         other => panic!("expected a topology mismatch, got {other}"),
     }

@@ -2,7 +2,7 @@
 //! exactly as they do, so that our services' tests can pair with "Go" on the real broker.
 //!
 //! The wire behaviour reproduced here is described, with citations of the Go source, in
-//! `notes/go-p9-amqp.md`; each item below names what it stands in for:
+//! `test-support/GO_P9.md`; each item below names what it stands in for:
 //!
 //! - [`GoAccountService`]: accountservice's `PublishOnQueue` of a VIP notification: a channel of
 //!   its own per message, a non-durable classic queue declare, a transient publish whose only

@@ -44,6 +44,8 @@ pub struct Setup {
     pub database: TestDatabase,
     /// The URL the instances use: the database's own, or one through a proxy.
     database_url: String,
+    /// Settings every instance gets on top of the config repo's, as environment variables.
+    env: Vec<(String, String)>,
     _cleanup: Cleanup,
 }
 
@@ -68,6 +70,7 @@ impl Setup {
             dir: tempfile::tempdir().expect("temp dir"),
             database_url: database.url().to_owned(),
             database,
+            env: Vec::new(),
             _cleanup: cleanup,
         };
         setup.write_config("");
@@ -100,6 +103,39 @@ impl Setup {
         messaging.close().await.expect("bus client closes");
     }
 
+    /// Instances started from now on get the setting `key` (`GOBLOG_…`) = `value`.
+    pub fn use_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Starts an instance that must fail to start; its exit status and everything it logged.
+    pub async fn spawn_failing(&self) -> (std::process::ExitStatus, String) {
+        let output = timeout(LIMIT, self.command(1).output())
+            .await
+            .expect("vipservice gives up in time")
+            .expect("vipservice runs");
+        let mut log = String::from_utf8_lossy(&output.stdout).into_owned();
+        log.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status, log)
+    }
+
+    fn command(&self, prefetch: u16) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vipservice"));
+        command
+            .arg("--config-repo")
+            .arg(self.dir.path())
+            .args(["--profile", "it"])
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("GOBLOG_VIP_QUEUE", &self.queue)
+            .env("GOBLOG_CONFIG_EVENT_BUS", &self.bus)
+            .env("GOBLOG_OFFERS__DATABASE_URL", &self.database_url)
+            .env("GOBLOG_AMQP__PREFETCH", prefetch.to_string())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .kill_on_drop(true);
+        command
+    }
+
     /// Instances started from now on reach the database at `url` (e.g. through a proxy).
     pub fn use_database_url(&mut self, url: String) {
         self.database_url = url;
@@ -121,18 +157,9 @@ impl Setup {
 
     /// Starts instance `name` with `prefetch`, and waits until it consumes.
     pub async fn spawn(&self, prefetch: u16) -> Vip {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vipservice"))
-            .arg("--config-repo")
-            .arg(self.dir.path())
-            .args(["--profile", "it"])
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .env("GOBLOG_VIP_QUEUE", &self.queue)
-            .env("GOBLOG_CONFIG_EVENT_BUS", &self.bus)
-            .env("GOBLOG_OFFERS__DATABASE_URL", &self.database_url)
-            .env("GOBLOG_AMQP__PREFETCH", prefetch.to_string())
+        let mut child = self
+            .command(prefetch)
             .stdout(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("vipservice starts");
         let stdout = child.stdout.take().expect("stdout piped");

@@ -4,6 +4,7 @@
 
 mod database;
 mod disk_full;
+mod go_p9;
 mod helpers;
 mod offers;
 mod replicas;

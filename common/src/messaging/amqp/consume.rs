@@ -20,10 +20,12 @@ use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::session::Session;
+use super::publish::{self, Target};
+use super::session::{Declared, Session};
 use super::{Shared, declare};
 use crate::messaging::{
-    ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, QueueSpec,
+    Compat, ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, OutgoingMessage,
+    QueueSpec,
 };
 
 /// How long an ack, nack or cancel may take before we give up on it (the broker then
@@ -42,6 +44,18 @@ pub(super) enum Source {
 }
 
 impl Source {
+    /// Where the consumer itself dead-letters, if the queue cannot (a Go-P9 queue has no
+    /// dead-letter exchange); `None`: a reject sends the message to the broker's.
+    fn dead_letter_queue(&self) -> Option<QueueSpec> {
+        match self {
+            Self::WorkQueue(spec) if spec.compat == Compat::GoP9 => Some(QueueSpec {
+                name: spec.dead_letter_queue(),
+                ..spec.clone()
+            }),
+            _ => None,
+        }
+    }
+
     /// Work queues take `prefetch` messages at a time, handled concurrently; an exchange
     /// subscription (the config bus) handles its events one at a time, in order.
     fn prefetch(&self, work_queue_prefetch: u16) -> u16 {
@@ -211,6 +225,7 @@ async fn subscribe_and_consume(
         let _ = first.send(Ok(()));
     }
     info!(queue, consumer = %consumer.tag, prefetch, "consuming");
+    let dead_letter_queue = consumer.source.dead_letter_queue().map(Arc::new);
 
     let slots = Arc::new(Semaphore::new(usize::from(prefetch)));
     loop {
@@ -238,6 +253,7 @@ async fn subscribe_and_consume(
                 let task = Delivered {
                     delivery,
                     queue: queue.to_owned(),
+                    dead_letter_queue: dead_letter_queue.clone(),
                     handler: consumer.handler.clone(),
                     shared: shared.clone(),
                     channel: channel.clone(),
@@ -260,10 +276,15 @@ async fn subscribe_and_consume(
     }
 }
 
+/// Whether an ack or a nack reached the broker in time.
+type Acked = Result<lapin::Result<bool>, tokio::time::error::Elapsed>;
+
 /// One delivery on its way through the handler.
 struct Delivered {
     delivery: Delivery,
     queue: String,
+    /// See [`Source::dead_letter_queue`].
+    dead_letter_queue: Option<Arc<QueueSpec>>,
     handler: Arc<dyn Handler>,
     shared: Arc<Shared>,
     /// Keeps the consuming channel open until this delivery is acked, even after its consumer
@@ -286,13 +307,7 @@ impl Delivered {
             .notify(|error, delay| debug!(queue = %self.queue, %message_id, %error, ?delay, "handler failed; retrying"))
             .await;
         let acked = match outcome {
-            Ok(()) => {
-                timeout(
-                    ACK_TIMEOUT,
-                    self.delivery.acker.ack(BasicAckOptions::default()),
-                )
-                .await
-            }
+            Ok(()) => self.ack().await,
             Err(reason) => {
                 let requeue = matches!(reason, HandlerError::Requeue(_));
                 if requeue {
@@ -300,16 +315,63 @@ impl Delivered {
                 } else {
                     warn!(queue = %self.queue, %message_id, %reason, "dead-lettering message");
                 }
-                let options = BasicNackOptions {
-                    requeue,
-                    ..BasicNackOptions::default()
-                };
-                timeout(ACK_TIMEOUT, self.delivery.acker.nack(options)).await
+                match &self.dead_letter_queue {
+                    Some(dlq) if !requeue => self.dead_letter_to(dlq, &message).await,
+                    _ => self.nack(requeue).await,
+                }
             }
         };
         if !matches!(acked, Ok(Ok(true))) {
             debug!(queue = %self.queue, %message_id, channel = self.channel.id(), "ack not delivered; the broker will redeliver the message");
         }
+    }
+}
+
+impl Delivered {
+    /// Publishes the message to `dlq` (confirmed, as any publish), then acks it; if the
+    /// publish fails, gives it back to the queue instead, so that it is never lost.
+    async fn dead_letter_to(&self, dlq: &QueueSpec, message: &IncomingMessage) -> Acked {
+        let copy = OutgoingMessage {
+            kind: message.kind.clone().unwrap_or_default(),
+            message_id: message.message_id.clone().unwrap_or_default(),
+            body: message.body.clone(),
+        };
+        let target = Target {
+            exchange: "",
+            routing_key: &dlq.name,
+        };
+        let published = publish::publish(&self.shared, target, &copy, |session| async move {
+            session
+                .ensure_declared(Declared::Queue, &dlq.name, |channel| async move {
+                    declare::queue_of_type(&channel, &dlq.name, dlq.queue_type).await
+                })
+                .await
+        })
+        .await;
+        match published {
+            Ok(()) => self.ack().await,
+            Err(error) => {
+                warn!(queue = %self.queue, dlq = %dlq.name, %error, "cannot dead-letter the message; giving it back to the queue");
+                self.nack(true).await
+            }
+        }
+    }
+
+    async fn ack(&self) -> Acked {
+        timeout(
+            ACK_TIMEOUT,
+            self.delivery.acker.ack(BasicAckOptions::default()),
+        )
+        .await
+    }
+
+    /// Rejects the delivery: back to the queue if `requeue`, else to its dead-letter exchange.
+    async fn nack(&self, requeue: bool) -> Acked {
+        let options = BasicNackOptions {
+            requeue,
+            ..BasicNackOptions::default()
+        };
+        timeout(ACK_TIMEOUT, self.delivery.acker.nack(options)).await
     }
 }
 

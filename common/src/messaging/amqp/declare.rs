@@ -6,7 +6,7 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ErrorKind, ExchangeKind as LapinExchangeKind};
 
-use crate::messaging::{ExchangeKind, ExchangeSpec, MessagingError, QueueSpec, QueueType};
+use crate::messaging::{Compat, ExchangeKind, ExchangeSpec, MessagingError, QueueSpec, QueueType};
 
 /// Declares a durable exchange.
 pub(super) async fn exchange(channel: &Channel, spec: &ExchangeSpec) -> Result<(), MessagingError> {
@@ -14,12 +14,31 @@ pub(super) async fn exchange(channel: &Channel, spec: &ExchangeSpec) -> Result<(
 }
 
 /// Declares a work queue with its dead-letter exchange and queue:
-/// `<q>` → (rejected, expired, over the delivery limit) → `<q>.dlx` → `<q>.dlq`.
+/// `<q>` → (rejected, expired, over the delivery limit) → `<q>.dlx` → `<q>.dlq`. With
+/// [`Compat::GoP9`], `<q>` exactly as the Go original declares it (non-durable, classic, no
+/// arguments: any other declaration of it fails on one side), and `<q>.dlq` for the consumer
+/// to dead-letter into.
 pub(super) async fn work_queue(
     channel: &Channel,
     spec: &QueueSpec,
     delivery_limit: u32,
 ) -> Result<(), MessagingError> {
+    if spec.compat == Compat::GoP9 {
+        declare_queue(
+            channel,
+            &spec.name,
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|error| {
+            error.with_hint(
+                "`amqp.compat: go-p9` declares it as the Go original does (not durable, no \
+                     arguments): drain and delete the other one first (README, migration)",
+            )
+        })?;
+        return queue_of_type(channel, &spec.dead_letter_queue(), spec.queue_type).await;
+    }
     let dlx = spec.dead_letter_exchange();
     let dlq = spec.dead_letter_queue();
     let mut args = queue_type_args(spec.queue_type);
@@ -32,10 +51,26 @@ pub(super) async fn work_queue(
         );
     }
     // The queue first, so a mismatch names it rather than its dead-letter queue.
-    declare_queue(channel, &spec.name, durable(), args).await?;
+    declare_queue(channel, &spec.name, durable(), args)
+        .await
+        .map_err(|error| {
+            error.with_hint(
+                "if the Go original's services declared it, set `amqp.compat: go-p9` \
+                 (the `migration` profile) to share it with them",
+            )
+        })?;
     declare_exchange(channel, &dlx, ExchangeKind::Direct).await?;
     declare_queue(channel, &dlq, durable(), queue_type_args(spec.queue_type)).await?;
     bind(channel, &dlq, &dlx, &spec.name).await
+}
+
+/// Declares a plain durable queue of `queue_type`.
+pub(super) async fn queue_of_type(
+    channel: &Channel,
+    name: &str,
+    queue_type: QueueType,
+) -> Result<(), MessagingError> {
+    declare_queue(channel, name, durable(), queue_type_args(queue_type)).await
 }
 
 /// Declares this instance's own queue on `exchange`: exclusive and auto-delete, so it goes
@@ -150,6 +185,7 @@ fn refusal(kind: &'static str, name: &str, operation: &str, error: lapin::Error)
             kind,
             name: name.to_owned(),
             detail: amqp.get_message().to_string(),
+            hint: String::new(),
         };
     }
     MessagingError::Broker {

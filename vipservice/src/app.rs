@@ -90,6 +90,7 @@ impl Own {
         ];
         // Counting starts with the first delivery, before `serve` would install the recorder.
         metrics_handle();
+        crate::consumer::describe_metrics();
         let queue = settings.core.amqp.work_queue(&settings.own.vip_queue);
         let handler = Arc::new(OfferConsumer::new(writer.clone()));
         let consumer = service

@@ -27,7 +27,44 @@ use tracing::{error, info, trace, warn};
 use uuid::Uuid;
 
 use crate::offers::{OfferWriter, Outcome, RecordError};
-use common::contract::vipservice::{CONSUMED, DEAD_LETTERED, HANDLER_LATENCY};
+use common::contract::vipservice::{
+    CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, NO_OFFERS, OFFERS_MADE,
+};
+
+/// Makes the consumer's metrics show on `/metrics` from the start, at zero, with their
+/// meaning. Call after the recorder is installed.
+pub fn describe_metrics() {
+    for (name, meaning) in [
+        (
+            CONSUMED,
+            "VIP notification deliveries handed to the consumer",
+        ),
+        (
+            OFFERS_MADE,
+            "VIP notifications that became an offer (at their commit)",
+        ),
+        (
+            NO_OFFERS,
+            "VIP notifications processed without an offer (the minimum interval)",
+        ),
+        (
+            DUPLICATES_DROPPED,
+            "Deliveries whose message id was processed before, by any replica",
+        ),
+        (
+            DEAD_LETTERED,
+            "Deliveries rejected as invalid and dead-lettered",
+        ),
+    ] {
+        metrics::describe_counter!(name, meaning);
+        counter!(name).increment(0);
+    }
+    metrics::describe_histogram!(
+        HANDLER_LATENCY,
+        metrics::Unit::Seconds,
+        "From a delivery to the handler's answer, the offer's commit included"
+    );
+}
 
 /// Turns notifications into offers; share one per subscription.
 pub struct OfferConsumer {

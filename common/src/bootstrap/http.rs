@@ -18,6 +18,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
 ];
 
+const HTTP_REQUESTS: &str = "http_requests_total";
+const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+
 static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// How often histogram samples are folded into their buckets between scrapes.
@@ -33,6 +36,15 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
                 .inspect_err(|error| warn!(%error, "metrics are disabled"))
                 .ok()?;
             start_upkeep(handle.clone());
+            metrics::describe_counter!(
+                HTTP_REQUESTS,
+                "HTTP requests answered, by route, method and status"
+            );
+            metrics::describe_histogram!(
+                HTTP_REQUEST_DURATION,
+                metrics::Unit::Seconds,
+                "Time to answer an HTTP request, by route"
+            );
             Some(handle)
         })
         .as_ref()
@@ -78,8 +90,8 @@ async fn track(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..1])
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_REQUEST_DURATION, &labels[..1])
         .record(started.elapsed().as_secs_f64());
     response
 }

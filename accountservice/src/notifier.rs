@@ -25,10 +25,14 @@ pub struct OutboxNotifier {
 
 #[async_trait]
 impl VipNotifier for OutboxNotifier {
+    #[tracing::instrument(name = "outbox append", skip_all, fields(account_id, message_id))]
     async fn notify(&self, account_id: &str) -> Result<(), AppendError> {
         let message = OutgoingMessage::json(MESSAGE_TYPE, &VipNotification::now(account_id))
             // Two strings and a timestamp always serialize; only a bug gets here.
             .map_err(|error| AppendError::Unwritable(format!("cannot encode: {error}").into()))?;
+        tracing::Span::current()
+            .record("account_id", account_id)
+            .record("message_id", message.message_id.as_str());
         let body = String::from_utf8_lossy(&message.body).into_owned();
         self.writer
             .append(OutboxEntry {

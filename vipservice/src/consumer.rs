@@ -76,8 +76,10 @@ impl OfferConsumer {
         Self { writer }
     }
 
+    #[tracing::instrument(name = "record offer", skip_all, fields(message_id))]
     async fn process(&self, message: &IncomingMessage) -> Result<(), HandlerError> {
         let message_id = message_id_of(message);
+        tracing::Span::current().record("message_id", message_id.as_str());
         info!(
             %message_id,
             redelivered = message.redelivered,

@@ -248,6 +248,7 @@ impl Loop {
 
     /// Applies `group`; answers its appends either way; keeps its settlements if it failed.
     /// Returns whether it was applied.
+    #[tracing::instrument(name = "outbox commit", skip_all, fields(appended = group.entries.len()))]
     async fn apply(&self, group: &mut Group) -> bool {
         let now = Utc::now();
         let room = if group.entries.is_empty() {

@@ -22,7 +22,7 @@ pub struct AccountResponse {
     pub quote: Quote,
 }
 
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(name = "get account", skip_all, fields(account_id = %account_id))]
 pub async fn get_account(
     State(state): State<AppState>,
     Path(account_id): Path<String>,

@@ -57,6 +57,7 @@ impl<X: Settings + Clone> Handler for BusListener<X> {
 }
 
 impl<X: Settings + Clone> BusListener<X> {
+    #[tracing::instrument(name = "bus refresh", skip_all, fields(id = %event.header().map_or("", |h| h.id.as_str())))]
     async fn apply(&self, event: &BusEvent) {
         let current = self.settings.current();
         let next = match event {

@@ -194,6 +194,7 @@ fn gather(
 /// Records `group`, trying again with backoff while the database is away and the service is
 /// not stopping (the wait between tries bounds how late a stop is noticed). `down` follows
 /// what it found.
+#[tracing::instrument(name = "offers commit", skip_all, fields(group = group.len()))]
 async fn commit(
     db: &OfferDb,
     group: &[Request],

@@ -18,7 +18,7 @@ use lapin::{Channel, ErrorKind};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use super::publish::{self, Target};
 use super::session::{Declared, Session};
@@ -258,8 +258,11 @@ async fn subscribe_and_consume(
                     shared: shared.clone(),
                     channel: channel.clone(),
                 };
+                // The span starts with the handler, not with the delivery: a prefetched
+                // message waiting for a slot is not being processed yet.
                 shared.handlers.spawn(async move {
-                    task.process().await;
+                    let span = task.span();
+                    task.process().instrument(span).await;
                     drop(slot);
                 });
             }
@@ -293,6 +296,23 @@ struct Delivered {
 }
 
 impl Delivered {
+    /// A CONSUMER span `process <queue>`, as OpenTelemetry's messaging conventions name it.
+    fn span(&self) -> tracing::Span {
+        let properties = &self.delivery.properties;
+        let message_id = properties.message_id().as_ref().map(ShortString::as_str);
+        tracing::info_span!(
+            "process",
+            otel.name = %format_args!("process {}", self.queue),
+            otel.kind = "consumer",
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "process",
+            messaging.destination.name = %self.queue,
+            messaging.rabbitmq.destination.routing_key = %self.delivery.routing_key,
+            messaging.message.id = message_id.unwrap_or_default(),
+            messaging.rabbitmq.message.delivery_tag = self.delivery.delivery_tag,
+        )
+    }
+
     async fn process(self) {
         let message = incoming(&self.delivery);
         let message_id = message.message_id.clone().unwrap_or_default();

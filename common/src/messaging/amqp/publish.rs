@@ -10,6 +10,7 @@ use lapin::Confirmation;
 use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
 use tokio::time::{Instant, timeout};
+use tracing::Instrument;
 
 use super::Shared;
 use super::session::Session;
@@ -44,8 +45,47 @@ const CHANNEL_RETRIES: u32 = 3;
 /// Lost connections one publish rides out before it fails (a flapping broker).
 const CONNECTION_RETRIES: u32 = 5;
 
-/// Publishes and waits for the confirm, riding out an outage of up to `outage_wait`.
+impl Target<'_> {
+    /// The destination as OpenTelemetry's messaging conventions name it: the exchange, or the
+    /// queue for the default exchange.
+    fn destination(&self) -> &str {
+        if self.exchange.is_empty() {
+            self.routing_key
+        } else {
+            self.exchange
+        }
+    }
+}
+
+/// Publishes and waits for the confirm, riding out an outage of up to `outage_wait`, inside a
+/// PRODUCER span `send <destination>`.
 pub(super) async fn publish<F, Fut>(
+    shared: &Shared,
+    target: Target<'_>,
+    message: &OutgoingMessage,
+    declare: F,
+) -> Result<(), MessagingError>
+where
+    F: Fn(Arc<Session>) -> Fut,
+    Fut: Future<Output = Result<(), MessagingError>>,
+{
+    let destination = target.destination();
+    let span = tracing::info_span!(
+        "send",
+        otel.name = %format_args!("send {destination}"),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.destination.name = %destination,
+        messaging.rabbitmq.destination.routing_key = %target.routing_key,
+        messaging.message.id = %message.message_id,
+    );
+    confirmed(shared, target, message, declare)
+        .instrument(span)
+        .await
+}
+
+async fn confirmed<F, Fut>(
     shared: &Shared,
     target: Target<'_>,
     message: &OutgoingMessage,

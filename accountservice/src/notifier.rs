@@ -38,6 +38,7 @@ impl VipNotifier for OutboxNotifier {
             .append(OutboxEntry {
                 message_id: message.message_id,
                 body,
+                trace_parent: common::telemetry::inject().remove("traceparent"),
             })
             .await
     }

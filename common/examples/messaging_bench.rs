@@ -298,6 +298,7 @@ fn message() -> OutgoingMessage {
         kind: "order.created".to_owned(),
         message_id: uuid::Uuid::new_v4().to_string(),
         body: Bytes::from_static(PAYLOAD),
+        trace_parent: None,
     }
 }
 

@@ -21,3 +21,4 @@ pub mod database;
 pub mod messaging;
 pub mod notification;
 pub mod redact;
+pub mod telemetry;

@@ -109,9 +109,9 @@ impl OutboxDb {
         }
         let (created_at, leased_until) = (micros(now), changes.leased_until);
         let sql = format!(
-            "INSERT INTO outbox (message_id, body, created_at, owner, leased_until) VALUES {} \
-             ON CONFLICT (message_id) DO NOTHING",
-            placeholders(self.db.backend(), changes.appended.len(), 5)
+            "INSERT INTO outbox (message_id, body, created_at, owner, leased_until, trace_parent) \
+             VALUES {} ON CONFLICT (message_id) DO NOTHING",
+            placeholders(self.db.backend(), changes.appended.len(), 6)
         );
         let query = changes.appended.iter().fold(
             sqlx::query(AssertSqlSafe(sql)).persistent(false),
@@ -122,6 +122,7 @@ impl OutboxDb {
                     .bind(created_at)
                     .bind(owner)
                     .bind(leased_until)
+                    .bind(entry.trace_parent.as_deref())
             },
         );
         query.execute(conn).await?;
@@ -163,7 +164,7 @@ impl OutboxDb {
              WHERE leased_until <= $3 AND message_id IN \
              (SELECT message_id FROM outbox WHERE leased_until <= $3 \
               ORDER BY created_at, message_id LIMIT $4) \
-             RETURNING message_id, body, created_at",
+             RETURNING message_id, body, created_at, trace_parent",
         )
         .bind(owner)
         .bind(micros(leased_until))
@@ -180,6 +181,7 @@ impl OutboxDb {
                     OutboxEntry {
                         message_id: row.try_get(0)?,
                         body: row.try_get(1)?,
+                        trace_parent: row.try_get(3)?,
                     },
                 ))
             })

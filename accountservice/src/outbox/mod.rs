@@ -28,6 +28,8 @@ pub struct OutboxEntry {
     pub message_id: String,
     /// The message body: the notification's JSON.
     pub body: String,
+    /// The W3C `traceparent` of the read that wrote it, for the publish to continue its trace.
+    pub trace_parent: Option<String>,
 }
 
 /// Makes the notification metrics show on `/metrics` from the start, at zero, with their

@@ -227,6 +227,7 @@ impl Relay {
                         kind: MESSAGE_TYPE.to_owned(),
                         message_id: entry.message_id.clone(),
                         body: entry.body.into_bytes().into(),
+                        trace_parent: entry.trace_parent,
                     };
                     let publish = messaging.publish_on_queue(&queue, message);
                     async move {

@@ -19,6 +19,7 @@ fn entry(id: &str) -> OutboxEntry {
     OutboxEntry {
         message_id: id.to_owned(),
         body: format!(r#"{{"accountId":"10000","readAt":"{id}"}}"#),
+        trace_parent: None,
     }
 }
 

@@ -28,6 +28,7 @@ impl RedbAccountStore {
             Ok(OutboxEntry {
                 message_id: message_id.to_owned(),
                 body: String::from_utf8_lossy(body).into_owned(),
+                trace_parent: None,
             })
         })
         .collect()

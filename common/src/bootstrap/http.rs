@@ -99,6 +99,14 @@ async fn track(request: Request, next: Next) -> Response {
         http.route = %route,
         http.response.status_code = tracing::field::Empty,
     );
+    {
+        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let carried = crate::telemetry::Carried {
+            traceparent: header("traceparent"),
+            tracestate: header("tracestate"),
+        };
+        crate::telemetry::set_parent(&span, carried, false);
+    }
     let response = next.run(request).instrument(span.clone()).await;
     span.record("http.response.status_code", response.status().as_u16());
     let status = response.status().as_u16().to_string();

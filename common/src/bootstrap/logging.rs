@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 
 use tracing::level_filters::LevelFilter;
 use tracing::warn;
+
+use crate::telemetry;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -21,20 +24,30 @@ type FilterHandle = reload::Handle<Targets, Registry>;
 static FILTER: OnceLock<FilterHandle> = OnceLock::new();
 
 /// Installs the global subscriber once per process; `RUST_LOG`, when set, wins over settings.
-pub fn init(level: &str) {
+/// The log lines follow `level`; the spans exported to OpenTelemetry (when on: see
+/// [`telemetry`]) are this project's at INFO whatever the log level, without the libraries'.
+pub fn init(level: &str, application: &str, version: &str) {
     if FILTER.get().is_some() {
         return;
     }
     let (filter, handle) = reload::Layer::new(filter_for(level));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let exported = || {
+        Targets::new().with_default(LevelFilter::INFO).with_targets(
+            ["hyper", "reqwest", "sqlx", "lapin", "opentelemetry"].map(|t| (t, LevelFilter::OFF)),
+        )
+    };
     let installed = if json {
-        registry
-            .with(fmt::layer().json().flatten_event(true))
-            .try_init()
+        let registry = tracing_subscriber::registry()
+            .with(fmt::layer().json().flatten_event(true).with_filter(filter));
+        let otel = telemetry::layer(application, version).map(|l| l.with_filter(exported()));
+        registry.with(otel).try_init()
     } else {
         let ansi = std::io::stdout().is_terminal();
-        registry.with(fmt::layer().with_ansi(ansi)).try_init()
+        let registry =
+            tracing_subscriber::registry().with(fmt::layer().with_ansi(ansi).with_filter(filter));
+        let otel = telemetry::layer(application, version).map(|l| l.with_filter(exported()));
+        registry.with(otel).try_init()
     };
     if installed.is_ok() {
         let _ = FILTER.set(handle);

@@ -171,7 +171,7 @@ impl<X: Settings + Clone> Service<X> {
     {
         // Logging first, at info, so that a config server's failed attempts are seen; then at
         // the level the settings name.
-        logging::init("info");
+        logging::init("info", launch.application, launch.version);
         let loader = SettingsLoader::new(&launch.config, launch.application, launch.env.clone())
             .map_err(BootstrapError::from)?;
         let first: Snapshot<ServiceSettings<X>> = loader
@@ -299,6 +299,7 @@ impl<X: Settings + Clone> Service<X> {
     /// Stops consuming, lets handlers and publishes finish, and closes the connection.
     pub async fn close(self) -> Result<(), BootstrapError> {
         self.messaging.close().await?;
+        crate::telemetry::flush();
         info!(application = self.application, "stopped");
         Ok(())
     }

@@ -15,6 +15,9 @@ pub struct OutgoingMessage {
     pub kind: String,
     pub message_id: String,
     pub body: Bytes,
+    /// The W3C `traceparent` its `send` span continues, for a message published away from
+    /// the work that made it (from an outbox); `None`: the current span's.
+    pub trace_parent: Option<String>,
 }
 
 impl OutgoingMessage {
@@ -29,6 +32,7 @@ impl OutgoingMessage {
             kind: kind.into(),
             message_id: uuid::Uuid::now_v7().to_string(),
             body: serde_json::to_vec(body)?.into(),
+            trace_parent: None,
         })
     }
 

@@ -13,7 +13,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ErrorKind};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::{sleep, timeout};
@@ -27,6 +27,7 @@ use crate::messaging::{
     Compat, ExchangeSpec, Handler, HandlerError, IncomingMessage, MessagingError, OutgoingMessage,
     QueueSpec,
 };
+use crate::telemetry;
 
 /// How long an ack, nack or cancel may take before we give up on it (the broker then
 /// redelivers, or stops delivering when the channel closes).
@@ -300,7 +301,7 @@ impl Delivered {
     fn span(&self) -> tracing::Span {
         let properties = &self.delivery.properties;
         let message_id = properties.message_id().as_ref().map(ShortString::as_str);
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "process",
             otel.name = %format_args!("process {}", self.queue),
             otel.kind = "consumer",
@@ -310,7 +311,20 @@ impl Delivered {
             messaging.rabbitmq.destination.routing_key = %self.delivery.routing_key,
             messaging.message.id = message_id.unwrap_or_default(),
             messaging.rabbitmq.message.delivery_tag = self.delivery.delivery_tag,
-        )
+        );
+        let header = |name: &str| {
+            let value = properties.headers().as_ref()?.inner().get(name)?;
+            match value {
+                AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes()).ok(),
+                _ => None,
+            }
+        };
+        let carried = telemetry::Carried {
+            traceparent: header("traceparent"),
+            tracestate: header("tracestate"),
+        };
+        telemetry::set_parent(&span, carried, true);
+        span
     }
 
     async fn process(self) {
@@ -355,6 +369,7 @@ impl Delivered {
             kind: message.kind.clone().unwrap_or_default(),
             message_id: message.message_id.clone().unwrap_or_default(),
             body: message.body.clone(),
+            trace_parent: None,
         };
         let target = Target {
             exchange: "",

@@ -8,13 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use lapin::BasicProperties;
 use lapin::Confirmation;
 use lapin::options::BasicPublishOptions;
-use lapin::types::ShortString;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 
 use super::Shared;
 use super::session::Session;
 use crate::messaging::{MessagingError, OutgoingMessage};
+use crate::telemetry;
 
 /// Where a message goes: `exchange` "" is the default exchange, routing straight to a queue.
 pub(super) struct Target<'a> {
@@ -80,6 +81,11 @@ where
         messaging.rabbitmq.destination.routing_key = %target.routing_key,
         messaging.message.id = %message.message_id,
     );
+    let carried = telemetry::Carried {
+        traceparent: message.trace_parent.as_deref(),
+        tracestate: None,
+    };
+    telemetry::set_parent(&span, carried, false);
     confirmed(shared, target, message, declare)
         .instrument(span)
         .await
@@ -182,7 +188,18 @@ fn properties(app_id: &str, message: &OutgoingMessage) -> BasicProperties {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    BasicProperties::default()
+    let trace = telemetry::inject();
+    let properties = BasicProperties::default();
+    let properties = if trace.is_empty() {
+        properties
+    } else {
+        let mut headers = FieldTable::default();
+        for (key, value) in trace {
+            headers.insert(key.into(), AMQPValue::LongString(value.into()));
+        }
+        properties.with_headers(headers)
+    };
+    properties
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
         .with_message_id(message.message_id.as_str().into())

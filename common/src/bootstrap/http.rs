@@ -99,7 +99,7 @@ async fn track(request: Request, next: Next) -> Response {
         http.route = %route,
         http.response.status_code = tracing::field::Empty,
     );
-    {
+    if crate::telemetry::enabled() {
         let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
         let carried = crate::telemetry::Carried {
             traceparent: header("traceparent"),

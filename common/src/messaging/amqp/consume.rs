@@ -312,18 +312,20 @@ impl Delivered {
             messaging.message.id = message_id.unwrap_or_default(),
             messaging.rabbitmq.message.delivery_tag = self.delivery.delivery_tag,
         );
-        let header = |name: &str| {
-            let value = properties.headers().as_ref()?.inner().get(name)?;
-            match value {
-                AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes()).ok(),
-                _ => None,
-            }
-        };
-        let carried = telemetry::Carried {
-            traceparent: header("traceparent"),
-            tracestate: header("tracestate"),
-        };
-        telemetry::set_parent(&span, carried, true);
+        if telemetry::enabled() {
+            let header = |name: &str| {
+                let value = properties.headers().as_ref()?.inner().get(name)?;
+                match value {
+                    AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes()).ok(),
+                    _ => None,
+                }
+            };
+            let carried = telemetry::Carried {
+                traceparent: header("traceparent"),
+                tracestate: header("tracestate"),
+            };
+            telemetry::set_parent(&span, carried, true);
+        }
         span
     }
 

@@ -5,8 +5,10 @@
 # want them): starts release builds of accountservice and vipservice on loopback (`local`
 # profile, ports of their own, a unique queue and bus, stores in a temp dir), makes VIP and
 # other reads and an unknown path so that every series exists, then checks both expositions.
-# Fails on any finding. promtool comes with Debian's `prometheus` package, which the script
-# installs as root when it is missing.
+# Then checks that every goblog metric the Grafana dashboard (docker/grafana/) queries is one
+# the services expose, and the stack's Prometheus config (docker/prometheus/) with `promtool
+# check config`. Fails on any finding. promtool comes with Debian's `prometheus` package, which
+# the script installs as root when it is missing.
 #
 #   scripts/check-metrics.sh        # env: ACCOUNT_PORT (18767), VIP_PORT (18868), AMQP_URL,
 #                                   # CARGO_TARGET_DIR (target)
@@ -94,4 +96,15 @@ for service in "accountservice:$account_port" "vipservice:$vip_port"; do
     failed=1
   fi
 done
+
+# The dashboard's own metrics (the broker's rabbitmq_* come from its plugin, not from us).
+dashboard=docker/grafana/goblog-dashboard.json
+while read -r metric; do
+  if ! grep -qh "^$metric" "$tmp/accountservice.metrics" "$tmp/vipservice.metrics"; then
+    echo "check-metrics: $dashboard queries $metric, which neither service exposes" >&2
+    failed=1
+  fi
+done < <(grep -o '"expr": "[^"]*' "$dashboard" | grep -oE '\b(vip|http)_[a-z_]+' | sort -u)
+[ "$failed" -ne 0 ] || echo "check-metrics: every metric $dashboard queries is exposed"
+promtool check config docker/prometheus/prometheus.yml >/dev/null || failed=1
 exit "$failed"

@@ -1,27 +1,59 @@
 #!/usr/bin/env bash
 # Builds everything and deploys it to the Docker Swarm this engine belongs to, as the original
-# article's copyall.sh did, made safe: it stops at the first failure, and a service that
-# already runs is updated in place (rolling, per its update_config), never removed and
-# re-created, so there is no gap in service.
+# article's copyall.sh did, made safe: it stops at the first failure, and a service of the
+# stack that already runs is updated in place (rolling, per its update_config), never removed
+# and re-created, so there is no gap in service. --article does what the article did instead.
 #
-#   ./copyall.sh            build the static binaries and the images, deploy or update
+#   ./copyall.sh            build the static binaries and the images, deploy or update the stack
+#   ./copyall.sh --article  build, then deploy the article's way instead (below)
+#   ./copyall.sh --help     this text
 #
 # 1. Static release binaries (no libc needed at run time, so the images are FROM scratch).
-# 2. Images: accountservice and vipservice from docker/*.Dockerfile; RabbitMQ and PostgreSQL
-#    from debootstrapped Debian root file systems (scripts/build-rabbitmq-image.sh and
-#    scripts/build-postgres-image.sh, their bases cached).
+# 2. Images: accountservice and vipservice from docker/*.Dockerfile, each carrying the
+#    config-repo's files at /config-repo (profile `article` by default); RabbitMQ and
+#    PostgreSQL from debootstrapped Debian root file systems (scripts/build-rabbitmq-image.sh
+#    and scripts/build-postgres-image.sh, their bases cached; --article needs no PostgreSQL).
 # 3. `docker stack deploy` of docker/docker-stack.yml (creates what is missing, updates changed
 #    specs), then `docker service update --image IMAGE --force` for the services that were
 #    already running: their image tag is unchanged, so only --force rolls them onto the new
 #    binaries. RabbitMQ and PostgreSQL (one task, one volume each: stop-first, so a short
 #    outage) are rolled only when their image is not the one their task runs.
 #
+# --article: the original's copyall.sh, literally, with the images' built-in config (profile
+# `article`: RabbitMQ's guest/guest, every store a file in the task, so state goes with it).
+# The network (the article's README) and RabbitMQ (its support.sh) only where missing:
+#    docker network create --driver overlay my_network
+#    docker service create --name=rabbitmq --replicas=1 --network=my_network RABBITMQ_IMAGE
+#    docker service rm accountservice                          (if it runs)
+#    docker service create --name=accountservice --replicas=1 --network=my_network -p=6767:6767 IMAGE
+#    docker service rm vipservice                              (if it runs)
+#    docker service create --name=vipservice --replicas=1 --network=my_network IMAGE
+# Each command is printed as it runs. `docker service create` returns at once (--detach):
+# `docker service ps NAME` shows the task, and Docker's health check its state.
+# It differs from the article where this project's sandbox must (README, "Deploying on Docker
+# Swarm"): every service gets --endpoint-mode dnsrr and -p=6767:6767 is
+# --publish mode=host,target=6767,published=6767 (no virtual-IP balancer or routing mesh
+# there); RabbitMQ publishes only its management console, on 15673 (the host's own broker may
+# hold 5672 and 15672); --no-resolve-image, as the images are local; and each `service rm`
+# waits for the old task's container to be gone, so the new one finds port 6767 free. The
+# stack and --article use the same port, so one runs at a time.
+#
 # Environment: GOBLOG_STACK (stack name, default goblog), ACCOUNTSERVICE_IMAGE,
-# VIPSERVICE_IMAGE, RABBITMQ_IMAGE, POSTGRES_IMAGE, GOBLOG_CONFIG_REPO, and every variable of
-# the stack file.
+# VIPSERVICE_IMAGE, RABBITMQ_IMAGE, POSTGRES_IMAGE, GOBLOG_CONFIG_REPO (the files the images
+# carry and the stack mounts, default config-repo/), RABBITMQ_MANAGEMENT_PORT (default 15673),
+# and every variable of the stack file.
 # Set GOBLOG_STACK_FILES to deploy more compose files on top (e.g. the config-server one).
 set -euo pipefail
 cd "$(dirname "$0")"
+# shellcheck source=scripts/lib/usage.sh
+source scripts/lib/usage.sh
+article=false
+case "${1:-}" in
+  --article) article=true ;;
+  -h | --help) usage_text; exit 0 ;;
+  "") ;;
+  *) echo "usage: $0 [--article] (see --help)" >&2; exit 2 ;;
+esac
 
 STACK="${GOBLOG_STACK:-goblog}"
 export ACCOUNTSERVICE_IMAGE="${ACCOUNTSERVICE_IMAGE:-goblog-rs/accountservice:latest}"
@@ -38,6 +70,23 @@ docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or 
 [ "$(docker info -f '{{.Swarm.LocalNodeState}}')" = active ] ||
   die "this engine is not in a swarm: run 'docker swarm init' first"
 
+[ -d "$GOBLOG_CONFIG_REPO" ] || die "no config-repo at $GOBLOG_CONFIG_REPO (set GOBLOG_CONFIG_REPO)"
+
+# The services of this engine's swarm other than $1 that publish port $2, one name a line.
+publishers_of() {
+  docker service ls -q | xargs -r docker service inspect \
+    -f '{{.Spec.Name}}{{range .Spec.EndpointSpec.Ports}} {{.PublishedPort}}{{end}}' |
+    awk -v self="$1" -v port="$2" '$1 != self { for (i = 2; i <= NF; i++) if ($i == port) print $1 }'
+}
+if [ "$article" = true ]; then
+  accountservice_name=accountservice
+else
+  accountservice_name="${STACK}_accountservice"
+fi
+others=$(publishers_of "$accountservice_name" 6767)
+[ -z "$others" ] || die "port 6767 is published by service(s) $others: remove them first" \
+  "(docker stack rm STACK, or docker service rm accountservice for --article)"
+
 say "building static release binaries"
 bin_dir=$(scripts/build-static.sh)
 
@@ -48,7 +97,9 @@ build_service_image() {
   local name=$1 image=$2
   rm -rf "${context:?}"/*
   cp "$bin_dir/$name" "$bin_dir/healthchecker" "$context/"
-  mkdir "$context/data"
+  mkdir "$context/data" "$context/config-repo"
+  # The image's built-in settings: a mounted file or a config server overrides them.
+  cp "$GOBLOG_CONFIG_REPO"/*.yml "$context/config-repo/"
   # The classic builder: Debian's docker.io engine comes without BuildKit for this client.
   DOCKER_BUILDKIT=0 docker build --quiet -f "docker/$name.Dockerfile" -t "$image" "$context" >/dev/null
   say "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.1f MB", $1/1e6}'))"
@@ -56,12 +107,56 @@ build_service_image() {
 build_service_image accountservice "$ACCOUNTSERVICE_IMAGE"
 build_service_image vipservice "$VIPSERVICE_IMAGE"
 scripts/build-rabbitmq-image.sh
+
+# --- the article's way ------------------------------------------------------------------------
+# Prints a command, then runs it quietly: the log shows exactly what the article's commands
+# became here.
+run() {
+  say "$*"
+  "$@" >/dev/null
+}
+# Polls until no container of service $1 is left on this node (bounded: 120 s).
+wait_until_gone() {
+  local until=$((SECONDS + 120))
+  while [ -n "$(docker ps -aq --filter "label=com.docker.swarm.service.name=$1")" ]; do
+    [ $SECONDS -lt $until ] || die "the containers of service $1 are still there after 120 s"
+    sleep 0.5 # poll interval; the deadline bounds the wait
+  done
+}
+if [ "$article" = true ]; then
+  # The sandbox's adjustments, for every service (see the header).
+  swarm_args=(--quiet --detach --no-resolve-image --endpoint-mode dnsrr)
+  if ! docker network inspect my_network >/dev/null 2>&1; then
+    run docker network create --driver overlay my_network
+  fi
+  if ! docker service inspect rabbitmq >/dev/null 2>&1; then
+    run docker service create "${swarm_args[@]}" --name=rabbitmq --replicas=1 --network=my_network \
+      --publish "mode=host,target=15672,published=${RABBITMQ_MANAGEMENT_PORT:-15673}" "$RABBITMQ_IMAGE"
+  fi
+  if docker service inspect accountservice >/dev/null 2>&1; then
+    run docker service rm accountservice
+    wait_until_gone accountservice
+  fi
+  run docker service create "${swarm_args[@]}" --name=accountservice --replicas=1 --network=my_network \
+    --publish mode=host,target=6767,published=6767 "$ACCOUNTSERVICE_IMAGE"
+  if docker service inspect vipservice >/dev/null 2>&1; then
+    run docker service rm vipservice
+    wait_until_gone vipservice
+  fi
+  run docker service create "${swarm_args[@]}" --name=vipservice --replicas=1 --network=my_network \
+    "$VIPSERVICE_IMAGE"
+  say "deployed the article's way. accountservice: http://127.0.0.1:6767/accounts/10000"
+  say "vipservice's log (\"Got a message\"): docker service logs vipservice"
+  say "RabbitMQ management: http://127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}/"
+  exit 0
+fi
+
+# --- the stack --------------------------------------------------------------------------------
 scripts/build-postgres-image.sh
 
 # Swarm configs and secrets are immutable: name them after their content, so an edited file
 # becomes a new config that the services roll onto, and an unchanged one is reused.
 content_version() { cat "$@" | sha256sum | cut -c1-12; }
-[ -d "$GOBLOG_CONFIG_REPO" ] || die "no config-repo at $GOBLOG_CONFIG_REPO (set GOBLOG_CONFIG_REPO)"
 export GOBLOG_CONFIG_VERSION GOBLOG_SECRETS_VERSION
 GOBLOG_CONFIG_VERSION=$(content_version "$GOBLOG_CONFIG_REPO"/*.yml)
 GOBLOG_SECRETS_VERSION=$(content_version docker/secrets/*)

@@ -4,14 +4,20 @@
 #
 # Build context: a folder holding `vipservice` and `healthchecker`, both built with
 #   scripts/build-static.sh   (RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static', --target x86_64-unknown-linux-gnu)
-# and an empty `data/`; copyall.sh stages it. They are fully static (glibc 2.36 resolves
-# names through /etc/hosts and DNS without NSS modules), so no libc or loader is needed here.
+# an empty `data/` and the repository's `config-repo/`; copyall.sh stages it. They are fully
+# static (glibc 2.36 resolves names through /etc/hosts and DNS without NSS modules), so no libc
+# or loader is needed here.
 #
-# Config: the stack mounts the config-repo/ files as Swarm configs under /config-repo/. To run
-# the image alone: docker run -v "$PWD/config-repo:/config-repo:ro" -p 6868:6868 IMAGE
+# Config: the image carries config-repo/ at /config-repo and starts with profile `article`
+# (the CMD below): the broker `rabbitmq` with guest/guest, the stores under /data in the task,
+# nothing else needed, so `docker service create --network=my_network IMAGE` beside a service
+# named rabbitmq works as in the article (README, "The article's way"). The stack mounts its
+# Swarm configs over the same files and passes `--profile=test`; `--config-server-url` reads a
+# config server instead. Profiles: config-repo/README.md.
 FROM scratch
 
 COPY vipservice healthchecker /
+COPY config-repo/ /config-repo/
 # A writable working directory for the embedded database (a relative path in the settings
 # lands here). Owned by the unprivileged user below; scratch has no /tmp or home to fall back on.
 COPY --chown=65534:65534 data/ /data/
@@ -27,7 +33,8 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
   CMD ["/healthchecker", "--port=6868"]
 
 # The config flags are the CMD rather than part of the ENTRYPOINT so that a stack file (or
-# `docker run IMAGE --flags`) can replace them whole, e.g. to point the service at a Spring
-# Cloud Config server (docker/docker-stack.config-server.yml) instead of the mounted files.
+# `docker run IMAGE --flags`, `docker service update --args`) can replace them whole: the
+# stack's profile test, `--profile=article,migration` beside the Go original, or a Spring Cloud
+# Config server (docker/docker-stack.config-server.yml) instead of the files.
 ENTRYPOINT ["/vipservice"]
-CMD ["--config-repo=/config-repo", "--profile=test"]
+CMD ["--config-repo=/config-repo", "--profile=article"]

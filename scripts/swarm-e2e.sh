@@ -1,38 +1,65 @@
 #!/usr/bin/env bash
-# The original article's Docker Swarm walkthrough, run for real on this machine, from nothing:
+# The original article's Docker Swarm walkthrough, run for real on this machine, from nothing,
+# twice: the article's literal way (`docker service create` of the bare images), ending beside
+# the Go original, then the stack this project deploys (production: PostgreSQL, secrets).
 #
 #  1. a Docker engine: installs Debian's docker.io and starts dockerd if none answers
 #  2. a swarm: `docker swarm init` if this engine is in none
-#  3. images and stack: ./copyall.sh (static binaries, images, docker stack deploy)
-#  4. health: RabbitMQ, PostgreSQL (and vipservice's role logging in to it over the overlay
+#
+# The article's way (./copyall.sh --article; the names and the network are the article's):
+#  3. ./copyall.sh --article: `docker network create --driver overlay my_network`,
+#     `docker service create --name=rabbitmq`, then `docker service rm` + `docker service
+#     create --name=accountservice --replicas=1 --network=my_network` (port 6767) and the same
+#     for vipservice; no config, secret or volume is given, so the services run on the images'
+#     own config-repo (profile article) → all three healthy, /info names profile article
+#  4. `curl /accounts/10000` → vipservice logs one "Got a message", vip_queue empty
+#  5. `docker service scale vipservice=2` → four VIP reads are split 2/2
+#  6. the compatibility mode with the Go original: the Go-P9 vipservice stand-in's image
+#     (scripts/build-go-p9-image.sh); `docker service rm vipservice`, the empty durable
+#     vip_queue deleted (README, "Moving off the Go original"), `docker service update --args
+#     "--config-repo=/config-repo --profile=article,migration" accountservice`, `docker
+#     service create --name=vipservice` from the stand-in's image → vip_queue declared as Go
+#     declares it; 20 VIP reads, 20 "Got a message" lines in `docker service logs vipservice`
+#     (lost 0)
+#  7. `docker service rm` of the three, `docker network rm my_network`: port 6767 is free again
+#
+# The stack (production: PostgreSQL, secrets, rolling updates):
+#  8. images and stack: ./copyall.sh (static binaries, images, docker stack deploy)
+#  9. health: RabbitMQ, PostgreSQL (and vipservice's role logging in to it over the overlay
 #     network, with the secret's password), accountservice and vipservice (polled, with a
 #     deadline)
-#  5. `curl /accounts/10000` → one offer in the offers database, GET /offers/10000 lists it
-#  6. `docker service scale vipservice=2` → four VIP reads are split 2/2 across the replicas
-#  7. `docker service update --force vipservice` during a paced VIP load → every read answered
+# 10. `curl /accounts/10000` → one offer in the offers database, GET /offers/10000 lists it
+# 11. `docker service scale vipservice=2` → four VIP reads are split 2/2 across the replicas
+# 12. `docker service update --force vipservice` during a paced VIP load → every read answered
 #     200 is exactly one offer in the database (rows counted, none twice), and GET
 #     /offers/10000 is the same on both new replicas
-#  8. `docker service update --force postgres` (a new task on the same volume) → the offers
+# 13. `docker service update --force postgres` (a new task on the same volume) → the offers
 #     are all still there, and the replicas, back to healthy, record the next one
-#  9. the broker away (`docker service scale rabbitmq=0`), VIP reads answered 200 wait in the
+# 14. the broker away (`docker service scale rabbitmq=0`), VIP reads answered 200 wait in the
 #     outbox table of the stack's PostgreSQL; `docker service update --force accountservice`
 #     replaces the task meanwhile; the broker back → the outbox empties and every one of those
 #     reads is one offer
-# 10. removes the stack and its volumes, and leaves the swarm and stops dockerd only if this
-#     script began them
+# 15. removes the stack and its volumes, and leaves the swarm and stops dockerd only if this
+#     script began them; the last line is the total time
 #
 # The database is read with psql through `docker exec` into the postgres task (it publishes no
-# port); each vipservice replica is reached on its own host-mode port (`docker port`).
-# One line per step; exits non-zero at the first failure (cleanup still runs, via a trap).
+# port); each vipservice replica of the stack is reached on its own host-mode port (`docker
+# port`); the queue is read with rabbitmqctl in the broker's task. One line per step; exits
+# non-zero at the first failure (cleanup still runs, via a trap, and removes the stack, the
+# article's services and my_network, whichever exist then).
 #
-#   scripts/swarm-e2e.sh              the whole walkthrough
-#   scripts/swarm-e2e.sh --broker-only  steps 1-4 for RabbitMQ and PostgreSQL only (the
-#                                     service images are built and deployed, their health is
-#                                     not awaited)
-#   scripts/swarm-e2e.sh --help       this text
+#   scripts/swarm-e2e.sh                the whole walkthrough
+#   scripts/swarm-e2e.sh --broker-only  steps 1-2 and 8-9 for RabbitMQ and PostgreSQL only
+#                                       (the service images are built and deployed, their
+#                                       health is not awaited)
+#   scripts/swarm-e2e.sh --article-only steps 1-7 (and the cleanup)
+#   scripts/swarm-e2e.sh --help         this text
 #
 # Environment: GOBLOG_STACK (default goblog-e2e), GOBLOG_CONFIG_REPO (default config-repo/),
-# E2E_DEADLINE (seconds to wait for each health state, default 180), LOGS_DIR (default logs/).
+# E2E_DEADLINE (seconds to wait for each health state, default 180), LOGS_DIR (default logs/),
+# GO_P9_VIPSERVICE_IMAGE (the stand-in's image, default goblog-rs/go-p9-vipservice:latest).
+# The article's names are fixed: services rabbitmq, accountservice and vipservice and network
+# my_network must not exist here before (the script stops at once if one does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/usage.sh
@@ -42,18 +69,31 @@ export GOBLOG_STACK="${GOBLOG_STACK:-goblog-e2e}"
 DEADLINE="${E2E_DEADLINE:-180}"
 LOGS_DIR="${LOGS_DIR:-logs}"
 BROKER_ONLY=false
+ARTICLE_ONLY=false
 case "${1:-}" in
   --broker-only) BROKER_ONLY=true ;;
+  --article-only) ARTICLE_ONLY=true ;;
   -h | --help) usage_text; exit 0 ;;
   "") ;;
-  *) echo "usage: $0 [--broker-only] (see --help)" >&2; exit 2 ;;
+  *) echo "usage: $0 [--broker-only | --article-only] (see --help)" >&2; exit 2 ;;
 esac
 mkdir -p "$LOGS_DIR"
 STACK="$GOBLOG_STACK"
+# The article's service names (no stack prefix) and network.
+ARTICLE_SERVICES=(rabbitmq accountservice vipservice)
+ARTICLE_NETWORK=my_network
+# VIP reads of step 6, each to be one "Got a message" of the Go stand-in.
+GO_READS=20
 
 started_dockerd_pid=""
+# Whether the default bridge's interface was there before this script started dockerd: dockerd
+# makes docker0 and leaves it behind when it stops.
+had_docker0=true
 initialised_swarm=false
 deployed_stack=false
+deployed_article=false
+# What containers_of prepends to a service's name: none in the article's way, else the stack's.
+service_prefix="${STACK}_"
 load_pid=""
 step_no=0
 step_started=$SECONDS
@@ -79,38 +119,80 @@ wait_for() {
   done
 }
 
+# Keeps the logs of service $1's containers (per container, bounded: `docker service logs` can
+# hang once a task has been replaced) in $2, for whoever reads CI's output.
+save_logs() {
+  local id
+  for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=$1"); do
+    echo "== container $id"
+    timeout 20 docker logs "$id" 2>&1
+  done >"$2"
+}
+
+no_stack_containers() {
+  [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ]
+}
+
+# `docker stack rm`, then its network and volumes once every container is gone. Prints why it
+# failed, if it did.
+remove_stack() {
+  local svc volume left=""
+  for svc in rabbitmq postgres accountservice vipservice; do
+    save_logs "${STACK}_$svc" "$LOGS_DIR/swarm-$svc.log"
+  done
+  docker stack rm "$STACK" >/dev/null 2>&1
+  if ! wait_for no_stack_containers; then
+    printf 'containers still there after %ss' "$DEADLINE"
+    return 1
+  fi
+  # `stack rm` removes the network too, unless a container was still attached then.
+  if docker network inspect "${STACK}_goblog" >/dev/null 2>&1; then
+    docker network rm "${STACK}_goblog" >/dev/null 2>&1
+  fi
+  for volume in "${STACK}_rabbitmq-data" "${STACK}_postgres-data"; do
+    if docker volume inspect "$volume" >/dev/null 2>&1; then
+      docker volume rm "$volume" >/dev/null 2>&1 || left+=" $volume"
+    fi
+  done
+  [ -z "$left" ] || { printf 'could not remove volume(s)%s' "$left"; return 1; }
+}
+
+no_article_containers() {
+  local svc
+  for svc in "${ARTICLE_SERVICES[@]}"; do
+    [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=$svc")" ] || return 1
+  done
+}
+
+# The article's services (those that exist), then my_network once their containers are gone.
+remove_article() {
+  local svc
+  for svc in "${ARTICLE_SERVICES[@]}"; do
+    docker service inspect "$svc" >/dev/null 2>&1 || continue
+    save_logs "$svc" "$LOGS_DIR/swarm-article-$svc.log"
+    docker service rm "$svc" >/dev/null 2>&1
+  done
+  if ! wait_for no_article_containers; then
+    printf 'containers still there after %ss' "$DEADLINE"
+    return 1
+  fi
+  if docker network inspect "$ARTICLE_NETWORK" >/dev/null 2>&1; then
+    docker network rm "$ARTICLE_NETWORK" >/dev/null 2>&1 || { printf 'could not remove %s' "$ARTICLE_NETWORK"; return 1; }
+  fi
+}
+
 cleanup() {
-  local status=$? svc id
+  local status=$?
   set +e
-  # The bounded VIP load of step 7, if a failure cut that step short.
+  # The bounded VIP load of step 12, if a failure cut that step short.
   [ -z "${load_pid:-}" ] || kill "$load_pid" 2>/dev/null
   if [ "$deployed_stack" = true ]; then
-    # Keep the logs of a failed run for whoever reads CI's output.
-    # Per container, bounded: `docker service logs` can hang once a task has been replaced.
-    for svc in rabbitmq postgres accountservice vipservice; do
-      for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=${STACK}_$svc"); do
-        echo "== container $id"
-        timeout 20 docker logs "$id" 2>&1
-      done >"$LOGS_DIR/swarm-$svc.log"
-    done
     step "docker stack rm $STACK"
-    docker stack rm "$STACK" >/dev/null 2>&1
-    # The network and volumes go only once every container is gone.
-    if wait_for no_stack_containers; then
-      # `stack rm` removes the network too, unless a container was still attached then.
-      if docker network inspect "${STACK}_goblog" >/dev/null 2>&1; then
-        docker network rm "${STACK}_goblog" >/dev/null 2>&1
-      fi
-      local volume left=""
-      for volume in "${STACK}_rabbitmq-data" "${STACK}_postgres-data"; do
-        if docker volume inspect "$volume" >/dev/null 2>&1; then
-          docker volume rm "$volume" >/dev/null 2>&1 || left+=" $volume"
-        fi
-      done
-      if [ -z "$left" ]; then ok; else echo "could not remove volume(s)$left"; fi
-    else
-      printf 'containers still there after %ss\n' "$DEADLINE"
-    fi
+    if remove_stack; then ok; else echo; fi
+  fi
+  if [ "$deployed_article" = true ]; then
+    step "docker service rm ${ARTICLE_SERVICES[*]}, docker network rm $ARTICLE_NETWORK"
+    if remove_article; then ok; else echo; fi
   fi
   if [ "$initialised_swarm" = true ]; then
     step "docker swarm leave --force (this script initialised it)"
@@ -127,7 +209,17 @@ cleanup() {
     kill "$started_dockerd_pid" 2>/dev/null
     local until=$((SECONDS + 60))
     while kill -0 "$started_dockerd_pid" 2>/dev/null && [ $SECONDS -lt $until ]; do sleep 0.5; done
-    if kill -0 "$started_dockerd_pid" 2>/dev/null; then echo "still running"; else ok; fi
+    if kill -0 "$started_dockerd_pid" 2>/dev/null; then
+      echo "still running"
+    else
+      [ "$had_docker0" = true ] || ip link delete docker0 2>/dev/null
+      ok
+    fi
+  fi
+  if [ "$status" = 0 ]; then
+    printf 'swarm-e2e: passed in %ds\n' "$SECONDS"
+  else
+    printf 'swarm-e2e: FAILED after %ds (logs in %s)\n' "$SECONDS" "$LOGS_DIR"
   fi
   exit "$status"
 }
@@ -135,8 +227,49 @@ trap cleanup EXIT
 # A signal (CI's timeout, ^C) ends the current step with a line saying so; the cleanup runs.
 trap 'printf "interrupted by a signal\n"; exit 130' INT TERM
 
-no_stack_containers() {
-  [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ]
+# --- what the steps share -------------------------------------------------------------------
+containers_of() { docker ps -q --filter "label=com.docker.swarm.service.name=${service_prefix}$1"; }
+# True when exactly $2 containers of service $1 run and all are healthy.
+service_healthy() {
+  local ids id n=0
+  ids=$(containers_of "$1")
+  for id in $ids; do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ] || return 1
+    n=$((n + 1))
+  done
+  [ "$n" -eq "$2" ]
+}
+# True once the container whose id begins with $1 no longer runs.
+container_gone() { ! docker ps -q --no-trunc | grep -q "^$1"; }
+# "Got a message" lines in one container's log: which replica consumed what (the database
+# does not record the replica).
+messages_in() { docker logs "$1" 2>&1 | grep -c "Got a message" || true; }
+# Messages ready plus unacknowledged in vip_queue ("" while it does not exist).
+queue_depth() {
+  timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
+    awk '$1 == "vip_queue" {print $2 + $3}'
+}
+# `docker service scale vipservice=2`, then four VIP reads: true when each replica logged two
+# more "Got a message" lines (within the deadline); otherwise prints what each did.
+scale_to_two_splits_2_2() {
+  local id counts=""
+  docker service scale --detach "${service_prefix}vipservice=2" >/dev/null || { echo "docker service scale failed"; return 1; }
+  wait_for service_healthy vipservice 2 || { echo "two vipservice replicas not healthy within ${DEADLINE}s"; return 1; }
+  declare -gA split_before=()
+  for id in $(containers_of vipservice); do split_before[$id]=$(messages_in "$id"); done
+  for _ in 1 2 3 4; do
+    curl -fsS -o /dev/null http://127.0.0.1:6767/accounts/10000 || { echo "GET /accounts/10000 failed"; return 1; }
+  done
+  wait_for split_is_2_2 && return 0
+  for id in "${!split_before[@]}"; do counts+=" $(($(messages_in "$id") - split_before[$id]))"; done
+  echo "split was${counts}"
+  return 1
+}
+split_is_2_2() {
+  local id
+  for id in "${!split_before[@]}"; do
+    [ $(($(messages_in "$id") - split_before[$id])) -eq 2 ] || return 1
+  done
 }
 
 # --- 1. engine ------------------------------------------------------------------------------
@@ -152,6 +285,7 @@ else
       { apt-get update -qq && apt-get install -y -qq docker.io >>"$LOGS_DIR/apt-docker.log" 2>&1; } ||
       fail "apt-get install docker.io (see $LOGS_DIR/apt-docker.log)"
   fi
+  ip link show docker0 >/dev/null 2>&1 || had_docker0=false
   dockerd >"$LOGS_DIR/dockerd.log" 2>&1 &
   started_dockerd_pid=$!
   wait_for docker info || fail "dockerd did not answer within ${DEADLINE}s (see $LOGS_DIR/dockerd.log)"
@@ -174,29 +308,105 @@ esac
 if docker stack ls --format '{{.Name}}' | grep -qx "$STACK"; then
   fail "a stack named $STACK already runs here; remove it or set GOBLOG_STACK"
 fi
+# --- 3-7. the article's way -----------------------------------------------------------------
+# The article's own commands, as ./copyall.sh --article runs them (each printed to its log):
+# services rabbitmq, accountservice and vipservice on overlay network my_network, from the
+# images as built, with no config, secret or volume. Before the stack: both publish port 6767.
+if [ "$BROKER_ONLY" = false ]; then
+  for svc in "${ARTICLE_SERVICES[@]}"; do
+    ! docker service inspect "$svc" >/dev/null 2>&1 ||
+      fail "a service named $svc already runs here (the article's way needs the name); remove it first"
+  done
+  ! docker network inspect "$ARTICLE_NETWORK" >/dev/null 2>&1 ||
+    fail "a network named $ARTICLE_NETWORK exists here (the article's way makes it); remove it first"
+  service_prefix=""
+  export GO_P9_VIPSERVICE_IMAGE="${GO_P9_VIPSERVICE_IMAGE:-goblog-rs/go-p9-vipservice:latest}"
 
-# --- 3. build and deploy --------------------------------------------------------------------
+  step "./copyall.sh --article: docker network create --driver overlay my_network, docker service create rabbitmq, accountservice (-p 6767), vipservice"
+  deployed_article=true
+  ./copyall.sh --article >"$LOGS_DIR/copyall-article.log" 2>&1 || fail "see $LOGS_DIR/copyall-article.log"
+  [ "$(docker network inspect -f '{{.Driver}} {{.Scope}}' "$ARTICLE_NETWORK")" = "overlay swarm" ] ||
+    fail "$ARTICLE_NETWORK is not a swarm-scoped overlay network"
+  ok "$(grep -c '^copyall: docker ' "$LOGS_DIR/copyall-article.log") docker commands, in $LOGS_DIR/copyall-article.log"
+
+  step "rabbitmq, accountservice and vipservice healthy on the images' own config (profile article)"
+  for svc in "${ARTICLE_SERVICES[@]}"; do
+    wait_for service_healthy "$svc" 1 || fail "$svc not healthy within ${DEADLINE}s"
+  done
+  info=$(curl -fsS http://127.0.0.1:6767/info) || fail "GET /info"
+  grep -q '"profile":"article"' <<<"$info" || fail "accountservice's /info names another profile: $info"
+  ok
+
+  step "curl /accounts/10000 → vipservice logs one Got a message, vip_queue empty"
+  body=$(curl -fsS http://127.0.0.1:6767/accounts/10000) || fail "GET /accounts/10000"
+  grep -q '"id":"10000"' <<<"$body" || fail "unexpected body: $body"
+  vip=$(containers_of vipservice)
+  consumed_one() { [ "$(messages_in "$vip")" = 1 ] && [ "$(queue_depth)" = 0 ]; }
+  wait_for consumed_one ||
+    fail "vipservice logged $(messages_in "$vip") Got a message lines, vip_queue holds $(queue_depth)"
+  ok
+
+  step "docker service scale vipservice=2 → four VIP reads split 2/2"
+  why=$(scale_to_two_splits_2_2) || fail "$why"
+  ok
+
+  step "the Go-P9 vipservice stand-in's image (scripts/build-go-p9-image.sh)"
+  scripts/build-go-p9-image.sh >"$LOGS_DIR/build-go-p9-image.log" 2>&1 || fail "see $LOGS_DIR/build-go-p9-image.log"
+  ok "$(docker image inspect -f '{{.Size}}' "$GO_P9_VIPSERVICE_IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
+
+  step "compatibility mode: accountservice --profile=article,migration, vipservice the Go-P9 stand-in → $GO_READS VIP reads, $GO_READS Got a message from Go"
+  # Entering the mode is leaving it backwards (README, "Moving off the Go original"): our
+  # consumers gone and vip_queue empty, the durable queue is deleted, so that the declaration
+  # the broker holds next is the Go one, made by whichever side starts first.
+  docker service rm vipservice >/dev/null || fail "docker service rm vipservice"
+  no_vipservice() { [ -z "$(containers_of vipservice)" ]; }
+  wait_for no_vipservice || fail "vipservice's containers still run after ${DEADLINE}s"
+  [ "$(queue_depth)" = 0 ] || fail "vip_queue holds $(queue_depth) with its consumers gone"
+  timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q delete_queue vip_queue >/dev/null ||
+    fail "rabbitmqctl delete_queue vip_queue"
+  old_task=$(containers_of accountservice)
+  docker service update --detach --quiet --args "--config-repo=/config-repo --profile=article,migration" \
+    accountservice >/dev/null || fail "docker service update --args ... accountservice"
+  wait_for container_gone "$old_task" || fail "the old accountservice task did not stop within ${DEADLINE}s"
+  wait_for service_healthy accountservice 1 || fail "accountservice not healthy in the mode within ${DEADLINE}s"
+  docker service create --quiet --detach --no-resolve-image --endpoint-mode dnsrr --name=vipservice \
+    --replicas=1 --network="$ARTICLE_NETWORK" "$GO_P9_VIPSERVICE_IMAGE" >/dev/null ||
+    fail "docker service create --name=vipservice $GO_P9_VIPSERVICE_IMAGE"
+  wait_for service_healthy vipservice 1 || fail "the Go stand-in not healthy within ${DEADLINE}s"
+  # durable, type, arguments: Go's declaration, whoever made it.
+  declared=$(timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name durable type arguments |
+    awk '$1 == "vip_queue" {print $2, $3, $4}')
+  [ "$declared" = "false classic []" ] || fail "vip_queue is declared '$declared' (durable type arguments), not as Go declares it"
+  for _ in $(seq "$GO_READS"); do
+    curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:6767/accounts/10000 || fail "GET /accounts/10000"
+  done
+  # Bounded: `docker service logs` follows nothing here, but a stuck daemon must not hang us.
+  go_messages() { timeout 20 docker service logs vipservice 2>/dev/null | grep -c "Got a message" || true; }
+  go_got_all() { [ "$(go_messages)" -ge "$GO_READS" ] && [ "$(queue_depth)" = 0 ]; }
+  wait_for go_got_all ||
+    fail "$GO_READS reads answered 200, the Go stand-in logged $(go_messages), vip_queue holds $(queue_depth)"
+  got=$(go_messages)
+  [ "$got" -eq "$GO_READS" ] || fail "$GO_READS reads answered 200, but the Go stand-in logged $got (some twice)"
+  ok "$GO_READS reads answered 200 = $got Got a message in docker service logs vipservice: lost 0; vip_queue $declared"
+
+  step "docker service rm ${ARTICLE_SERVICES[*]}, docker network rm $ARTICLE_NETWORK"
+  why=$(remove_article) || fail "$why"
+  deployed_article=false
+  ok
+  service_prefix="${STACK}_"
+  [ "$ARTICLE_ONLY" = false ] || exit 0
+fi
+
+# --- 8. build and deploy --------------------------------------------------------------------
 step "build binaries and images, deploy stack $STACK (./copyall.sh)"
-# The article starts with one vipservice and scales it to two (step 6).
+# The article starts with one vipservice and scales it to two (step 11).
 export VIPSERVICE_REPLICAS=1
 deployed_stack=true
 ./copyall.sh >"$LOGS_DIR/copyall.log" 2>&1 || fail "see $LOGS_DIR/copyall.log"
 ok "$(docker image inspect -f '{{.Size}}' "${ACCOUNTSERVICE_IMAGE:-goblog-rs/accountservice:latest}" |
   awk '{printf "accountservice image %.1f MB", $1/1e6}')"
 
-# --- 4. health ------------------------------------------------------------------------------
-containers_of() { docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_$1"; }
-# True when exactly $2 containers of service $1 run and all are healthy.
-service_healthy() {
-  local ids id n=0
-  ids=$(containers_of "$1")
-  for id in $ids; do
-    [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ] || return 1
-    n=$((n + 1))
-  done
-  [ "$n" -eq "$2" ]
-}
-
+# --- 9. health ------------------------------------------------------------------------------
 step "RabbitMQ healthy"
 wait_for service_healthy rabbitmq 1 || fail "not healthy within ${DEADLINE}s"
 ok "$(docker stats --no-stream --format '{{.MemUsage}}' "$(containers_of rabbitmq)" | cut -d/ -f1)"
@@ -231,9 +441,6 @@ wait_for service_healthy vipservice 1 || fail "vipservice not healthy within ${D
 wait_for curl -fsS http://127.0.0.1:6767/health || fail "http://127.0.0.1:6767/health"
 ok
 
-# "Got a message" lines in one container's log: which replica consumed what (the database
-# does not record the replica), for the 2/2 split of step 6 only.
-messages_in() { docker logs "$1" 2>&1 | grep -c "Got a message" || true; }
 # The host port of a vipservice container's 6868 (host mode, ephemeral): each replica directly.
 vip_port() { docker port "$1" 6868/tcp | head -n 1 | sed 's/.*://'; }
 # GET /offers/10000 from one vipservice container.
@@ -242,12 +449,8 @@ offers_from() { curl -fsS --max-time 10 "http://127.0.0.1:$(vip_port "$1")/offer
 offer_rows() { offers_sql "SELECT count(*), count(DISTINCT message_id) FROM offers"; }
 # Functions, so that wait_for polls them afresh (an argument "$(...)" is evaluated only once).
 has_offers() { [ "$(offers_sql "SELECT count(*) FROM offers WHERE account_id = '10000'")" -ge "$1" ]; }
-queue_depth() {
-  timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
-    awk '$1 == "vip_queue" {print $2 + $3}'
-}
 
-# --- 5. one VIP read → consumed -------------------------------------------------------------
+# --- 10. one VIP read → consumed ------------------------------------------------------------
 step "curl /accounts/10000 → one offer in the database, /offers/10000 lists it"
 body=$(curl -fsS http://127.0.0.1:6767/accounts/10000) || fail "GET /accounts/10000"
 grep -q '"id":"10000"' <<<"$body" || fail "unexpected body: $body"
@@ -258,29 +461,12 @@ listed=$(offers_from "$(containers_of vipservice)") || fail "GET /offers/10000"
 grep -qF "\"$first\"" <<<"$listed" || fail "GET /offers/10000 does not list $first: $listed"
 ok "offer $first"
 
-# --- 6. scale to two: four reads split 2/2 --------------------------------------------------
+# --- 11. scale to two: four reads split 2/2 -------------------------------------------------
 step "docker service scale vipservice=2 → four VIP reads split 2/2"
-docker service scale --detach "${STACK}_vipservice=2" >/dev/null || fail "docker service scale"
-wait_for service_healthy vipservice 2 || fail "two vipservice replicas not healthy within ${DEADLINE}s"
-declare -A before
-for id in $(containers_of vipservice); do before[$id]=$(messages_in "$id"); done
-for _ in 1 2 3 4; do
-  curl -fsS -o /dev/null http://127.0.0.1:6767/accounts/10000 || fail "GET /accounts/10000"
-done
-split_is_2_2() {
-  local id
-  for id in "${!before[@]}"; do
-    [ $(($(messages_in "$id") - before[$id])) -eq 2 ] || return 1
-  done
-}
-if ! wait_for split_is_2_2; then
-  counts=""
-  for id in "${!before[@]}"; do counts+=" $(($(messages_in "$id") - before[$id]))"; done
-  fail "split was${counts}"
-fi
+why=$(scale_to_two_splits_2_2) || fail "$why"
 ok
 
-# --- 7. rolling update under load loses nothing ---------------------------------------------
+# --- 12. rolling update under load loses nothing --------------------------------------------
 step "docker service update --force vipservice during VIP load → each 200 one offer, replicas agree"
 rows_before=$(offer_rows)
 rows_before=${rows_before%%|*}
@@ -331,7 +517,7 @@ in_db=$(offers_sql "SELECT count(*) FROM offers WHERE account_id = '10000' AND m
 [ "$in_db" -eq "$listed" ] || fail "/offers/10000 lists $listed offers, $in_db of them in the database"
 ok "$sent reads answered 200 ($other not) = $(new_rows) new offers, ${rows%%|*} rows = ${rows#*|} ids; /offers/10000 equal on both replicas ($listed listed)"
 
-# --- 8. a new database task on the same volume keeps every offer -----------------------------
+# --- 13. a new database task on the same volume keeps every offer ---------------------------
 step "docker service update --force postgres → offers kept, replicas healthy again, next read offered"
 rows_before=$(offer_rows)
 timeout "$DEADLINE" docker service update --quiet --force "${STACK}_postgres" >/dev/null ||
@@ -343,7 +529,7 @@ curl -fsS -o /dev/null http://127.0.0.1:6767/accounts/10000 || fail "GET /accoun
 wait_for has_offers $((${rows_before%%|*} + 1)) || fail "no offer for the read after the database restart"
 ok "${rows_before%%|*} offers kept, $(offer_rows | cut -d'|' -f1) after one more read"
 
-# --- 9. the outbox outlives its task ---------------------------------------------------------
+# --- 14. the outbox outlives its task -------------------------------------------------------
 step "broker away, VIP reads in the outbox, docker service update --force accountservice, broker back → every read one offer"
 outbox_sql() {
   timeout 30 docker exec "$(containers_of postgres)" psql -X -q -At -v ON_ERROR_STOP=1 -d outbox -c "$1"
@@ -363,8 +549,7 @@ done
 old_task=$(containers_of accountservice)
 docker service update --detach --quiet --force "${STACK}_accountservice" >/dev/null ||
   fail "docker service update --force accountservice"
-old_gone() { ! docker ps -q --no-trunc | grep -q "^$old_task"; }
-wait_for old_gone || fail "the old accountservice task did not stop within ${DEADLINE}s"
+wait_for container_gone "$old_task" || fail "the old accountservice task did not stop within ${DEADLINE}s"
 kept=$(outbox_rows)
 [ "$kept" -ge "$held" ] || fail "the old task is gone and the outbox holds $kept of $held"
 docker service scale --detach "${STACK}_rabbitmq=1" >/dev/null || fail "docker service scale rabbitmq=1"
@@ -379,4 +564,4 @@ rows=$(offer_rows)
 [ "${rows%%|*}" = "${rows#*|}" ] || fail "offers: ${rows%%|*} rows but ${rows#*|} distinct message ids"
 ok "$held reads held ($kept rows after the task was replaced) = $(new_rows) new offers"
 
-# --- 10. cleanup: the EXIT trap removes the stack and restores the swarm/engine state --------
+# --- 15. cleanup: the EXIT trap removes the stack and restores the swarm/engine state -------

@@ -8,7 +8,9 @@
 //!   its own per message, a non-durable classic queue declare, a transient publish whose only
 //!   property is the content type, no confirms.
 //! - [`GoVipService`]: vipservice's `SubscribeToQueue`: the same declare, no Qos, an auto-ack
-//!   consumer tagged `vipservice`.
+//!   consumer tagged `vipservice`. [`GoVipConsumer`] is the same subscription for a process
+//!   that runs for hours: it hands each delivery over instead of keeping it (the
+//!   `go-p9-vipservice` binary of `tools/`, an image for the Swarm walkthrough).
 //! - [`GoBusListener`]: either service's subscription to the Spring Cloud Bus: a durable topic
 //!   exchange, a server-named queue bound with the exchange's name as the key, and Go's
 //!   substring test deciding which events reload the configuration.
@@ -36,7 +38,7 @@ pub use account::{GoAccountService, go_time_string, vip_notification};
 pub use bus::{BusMessage, GoBusListener};
 pub use event::BusEvent;
 pub use spring::{publish_bus_event, publish_refresh};
-pub use vip::GoVipService;
+pub use vip::{GoVipConsumer, GoVipService};
 
 /// The queue Go's accountservice publishes VIP notifications to and vipservice consumes.
 pub const VIP_QUEUE: &str = "vip_queue";
@@ -102,12 +104,17 @@ impl GoP9Error {
 
 /// One connection as streadway's `amqp.Dial` opens it: heartbeat 10 s (unless the URL says
 /// otherwise) and streadway's product and version. The capabilities are lapin's. Go dials
-/// `amqp_server_url + "/"`, i.e. vhost `/`; here the URL is used as given.
+/// `amqp_server_url + "/"`, so its config's `amqp://guest:guest@rabbitmq:5672/` reaches vhost
+/// `/`: an empty vhost is `/` here too (lapin would ask the broker for vhost `""`); any other
+/// vhost is used as given.
 async fn connect(amqp_url: &str) -> Result<Connection, GoP9Error> {
     let mut uri: AMQPUri = amqp_url.parse().map_err(|message| GoP9Error::Failed {
         step: "connect",
         message,
     })?;
+    if uri.vhost.is_empty() {
+        uri.vhost = "/".to_owned();
+    }
     uri.query.heartbeat.get_or_insert(GO_HEARTBEAT_SECS);
     let properties = ConnectionProperties::default()
         .with_client_property("product".into(), "https://github.com/streadway/amqp".into())

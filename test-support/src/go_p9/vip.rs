@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use lapin::Connection;
+use futures_lite::StreamExt;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
+use lapin::{Connection, Consumer};
 
 use super::inbox::Inbox;
 use super::{
@@ -40,14 +41,14 @@ impl GoVipService {
         queue: &str,
         consumer_tag: &str,
     ) -> Result<Self, GoP9Error> {
-        let connection = connect(amqp_url).await?;
-        match subscribe(&connection, queue, consumer_tag).await {
-            Ok(inbox) => Ok(Self { inbox, connection }),
-            Err(error) => {
-                let _ = close_connection(&connection).await;
-                Err(error)
-            }
-        }
+        let GoVipConsumer {
+            connection,
+            consumer,
+        } = GoVipConsumer::subscribe(amqp_url, queue, consumer_tag).await?;
+        Ok(Self {
+            inbox: Inbox::spawn(consumer, Message::from_delivery),
+            connection,
+        })
     }
 
     /// Every message delivered so far, in order.
@@ -75,19 +76,61 @@ impl GoVipService {
     }
 }
 
+/// Go's vipservice's subscription as a process runs it, for a stand-in that runs for hours
+/// (`go-p9-vipservice`, the image the Swarm walkthrough replaces vipservice with): the same
+/// subscription as [`GoVipService`], with each delivery handed over as it comes rather than
+/// kept, so that memory stays flat.
+pub struct GoVipConsumer {
+    connection: Connection,
+    consumer: Consumer,
+}
+
+impl GoVipConsumer {
+    /// Subscribes exactly as [`GoVipService::start_with_tag`] does; a refused declare (Go
+    /// panics: `Failed to register an Queue: Exception (406) …`) is the error.
+    pub async fn subscribe(
+        amqp_url: &str,
+        queue: &str,
+        consumer_tag: &str,
+    ) -> Result<Self, GoP9Error> {
+        let connection = connect(amqp_url).await?;
+        match subscribe(&connection, queue, consumer_tag).await {
+            Ok(consumer) => Ok(Self {
+                connection,
+                consumer,
+            }),
+            Err(error) => {
+                let _ = close_connection(&connection).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Go's `consumeLoop`: `on_message` with each delivery, in order, one at a time (they are
+    /// already acked: auto-ack). Returns, as Go's loop does without a word, when the broker
+    /// cancels the consumer (its queue was deleted) or the connection drops; nothing
+    /// subscribes again. The connection closes when it returns (or its future is dropped).
+    pub async fn for_each(mut self, mut on_message: impl FnMut(Message)) {
+        while let Some(Ok(delivery)) = self.consumer.next().await {
+            on_message(Message::from_delivery(&delivery));
+        }
+    }
+}
+
+/// Go's `SubscribeToQueue` on `connection`: its own channel (Go never closes it), `queue`
+/// declared as the publisher declares it, no Qos, `basic.consume` with `no_ack`.
 async fn subscribe(
     connection: &Connection,
     queue: &str,
     consumer_tag: &str,
-) -> Result<Inbox<Message>, GoP9Error> {
-    // Go never closes this channel: it lives as long as the process.
+) -> Result<Consumer, GoP9Error> {
     let channel = open_channel(connection).await?;
     let queue = declare_go_queue(&channel, queue).await?;
     let options = BasicConsumeOptions {
         no_ack: true,
         ..BasicConsumeOptions::default()
     };
-    let consumer = channel
+    channel
         .basic_consume(
             queue.as_str().into(),
             consumer_tag.into(),
@@ -95,6 +138,5 @@ async fn subscribe(
             FieldTable::default(),
         )
         .await
-        .map_err(GoP9Error::at("basic.consume"))?;
-    Ok(Inbox::spawn(consumer, Message::from_delivery))
+        .map_err(GoP9Error::at("basic.consume"))
 }

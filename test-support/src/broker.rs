@@ -181,6 +181,22 @@ impl Broker {
         let _ = channel.close(200, "published".into()).await;
     }
 
+    /// Declares `queue` durable, classic, without arguments: as a client other than the Go
+    /// original (whose non-durable declare it then refuses) might have, for tests of the Go
+    /// stand-ins against a queue they did not declare.
+    pub async fn declare_durable(&self, queue: &str) {
+        let channel = self.channel().await;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(queue.into(), durable, FieldTable::default())
+            .await
+            .unwrap_or_else(|e| panic!("declaring {queue:?} durable: {e}"));
+        let _ = channel.close(200, "declared".into()).await;
+    }
+
     /// Deletes queues and exchanges now (missing ones are fine), e.g. to see what a client does
     /// when its queue disappears. To delete what a test declared at its end, even when it
     /// fails, record it in a [`Cleanup`](crate::Cleanup).

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use serde_json::Value;
@@ -112,23 +112,6 @@ async fn without_a_consumer_go_leaves_transient_json_messages_in_a_queue_it_decl
     }
 }
 
-/// Declares `queue` durable, as a service that is not Go would.
-async fn declare_durable(queue: &str) {
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("the test broker answers");
-    let channel = connection.create_channel().await.expect("channel");
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(queue.into(), durable, FieldTable::default())
-        .await
-        .expect("declared durable");
-    connection.close(200, "".into()).await.expect("closed");
-}
-
 fn assert_refused_durable(error: &test_support::GoP9Error, queue: &str) {
     assert!(error.is_precondition_failed(), "{error}");
     let text = error.to_string();
@@ -146,7 +129,7 @@ async fn a_go_declare_against_a_durable_queue_is_refused_with_406() {
     let cleanup = Cleanup::new();
     let queue = cleanup.queue(unique("vip_queue"));
     let broker = Broker::connect().await;
-    declare_durable(&queue).await;
+    broker.declare_durable(&queue).await;
     let account = GoAccountService::connect(&amqp_url())
         .await
         .expect("connects");

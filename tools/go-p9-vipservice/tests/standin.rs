@@ -7,9 +7,6 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
 use test_support::{Broker, Cleanup, GoAccountService, amqp_url, unique};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
@@ -111,19 +108,7 @@ async fn prints_what_go_publishes_as_go_does_answers_health_and_stops_on_sigterm
 async fn a_queue_declared_durable_ends_it_at_startup_with_the_broker_s_refusal() {
     let cleanup = Cleanup::new();
     let queue = cleanup.queue(unique("vip_queue"));
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("connects");
-    let channel = connection.create_channel().await.expect("channel");
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(queue.as_str().into(), durable, FieldTable::default())
-        .await
-        .expect("declared durable");
-    connection.close(200, "".into()).await.expect("closed");
+    Broker::connect().await.declare_durable(&queue).await;
 
     let child = spawn(&queue);
     let output = timeout(LIMIT, child.wait_with_output())

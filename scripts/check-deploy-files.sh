@@ -5,7 +5,8 @@
 # 1. `docker stack config` renders both stack files (syntax, schema, variable defaults), and
 #    every file they and the Dockerfiles name exists (configs, secrets, COPY sources).
 # 2. `bash -n` parses copyall.sh, the deployment scripts and the images' own scripts (the
-#    brokers' health check, PostgreSQL's entrypoint); shellcheck too where installed.
+#    broker's and Prometheus's health checks, PostgreSQL's entrypoint); shellcheck too where
+#    installed.
 # 3. The release binaries built as copyall.sh builds them are static (`ldd`), since the
 #    images are FROM scratch and have no libc or loader to offer a dynamic one.
 #
@@ -36,7 +37,7 @@ rendered=$(docker stack config -c docker/docker-stack.yml -c docker/docker-stack
 while read -r file; do
   [ -f "$file" ] || missing+=" $file"
 done < <(awk '$1 == "file:" {print $2}' <<<"$rendered")
-for name in rabbitmq postgres; do
+for name in rabbitmq postgres prometheus; do
   while read -r src; do
     [ -f "docker/$name/$src" ] || missing+=" docker/$name/$src"
   done < <(awk '$1 == "COPY" {for (i = 2; i < NF; i++) if ($i !~ /^--/) print $i}' "docker/$name.Dockerfile")
@@ -45,7 +46,8 @@ if [ -z "$rendered" ]; then flunk "the stack files do not render (above)"
 elif [ -z "$missing" ]; then pass
 else flunk "missing:$missing"; fi
 
-scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping docker/postgres/entrypoint)
+scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping docker/postgres/entrypoint
+  docker/prometheus/prometheus-ready)
 check "bash -n ${scripts[*]}"
 if out=$(for s in "${scripts[@]}"; do bash -n "$s" || exit 1; done 2>&1); then pass; else flunk "$out"; fi
 if command -v shellcheck >/dev/null 2>&1; then

@@ -4,20 +4,29 @@
 # stack that already runs is updated in place (rolling, per its update_config), never removed
 # and re-created, so there is no gap in service. --article does what the article did instead.
 #
-#   ./copyall.sh            build the static binaries and the images, deploy or update the stack
-#   ./copyall.sh --article  build, then deploy the article's way instead (below)
-#   ./copyall.sh --help     this text
+#   ./copyall.sh               build the static binaries and the images, deploy or update the stack
+#   ./copyall.sh --monitoring  the same, with Prometheus (docker/docker-stack.monitoring.yml)
+#   ./copyall.sh --article     build, then deploy the article's way instead (below)
+#   ./copyall.sh --help        this text
 #
 # 1. Static release binaries (no libc needed at run time, so the images are FROM scratch).
 # 2. Images: accountservice and vipservice from docker/*.Dockerfile, each carrying the
 #    config-repo's files at /config-repo (profile `article` by default); RabbitMQ and
 #    PostgreSQL from debootstrapped Debian root file systems (scripts/build-rabbitmq-image.sh
-#    and scripts/build-postgres-image.sh, their bases cached; --article needs no PostgreSQL).
+#    and scripts/build-postgres-image.sh, their bases cached; --article needs no PostgreSQL),
+#    and with --monitoring Prometheus likewise (scripts/build-prometheus-image.sh).
 # 3. `docker stack deploy` of docker/docker-stack.yml (creates what is missing, updates changed
 #    specs), then `docker service update --image IMAGE --force` for the services that were
 #    already running: their image tag is unchanged, so only --force rolls them onto the new
 #    binaries. RabbitMQ and PostgreSQL (one task, one volume each: stop-first, so a short
-#    outage) are rolled only when their image is not the one their task runs.
+#    outage) are rolled only when their image is not the one their task runs; so is
+#    Prometheus, whose image carries its scrape config (docker/prometheus/prometheus.yml).
+#
+# --monitoring adds docker/docker-stack.monitoring.yml to the stack files: service prometheus
+# scrapes both services and RabbitMQ's Prometheus plugin, and publishes its UI and API on
+# host port 9090 (PROMETHEUS_PORT); import docker/grafana/goblog-dashboard.json into a Grafana
+# that reaches it (README, "Traces, logs and metrics"). A later deploy without --monitoring
+# leaves a running prometheus service as it is (docker service rm STACK_prometheus removes it).
 #
 # --article: the original's copyall.sh, literally, with the images' built-in config (profile
 # `article`: RabbitMQ's guest/guest, every store a file in the task, so state goes with it).
@@ -39,29 +48,40 @@
 # stack and --article use the same port, so one runs at a time.
 #
 # Environment: GOBLOG_STACK (stack name, default goblog), ACCOUNTSERVICE_IMAGE,
-# VIPSERVICE_IMAGE, RABBITMQ_IMAGE, POSTGRES_IMAGE, GOBLOG_CONFIG_REPO (the files the images
-# carry and the stack mounts, default config-repo/), RABBITMQ_MANAGEMENT_PORT (default 15673),
-# and every variable of the stack file.
+# VIPSERVICE_IMAGE, RABBITMQ_IMAGE, POSTGRES_IMAGE, PROMETHEUS_IMAGE, GOBLOG_CONFIG_REPO (the
+# files the images carry and the stack mounts, default config-repo/), RABBITMQ_MANAGEMENT_PORT
+# (default 15673), PROMETHEUS_PORT (default 9090), and every variable of the stack files.
 # Set GOBLOG_STACK_FILES to deploy more compose files on top (e.g. the config-server one).
 set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=scripts/lib/usage.sh
 source scripts/lib/usage.sh
 article=false
+monitoring=false
 case "${1:-}" in
   --article) article=true ;;
+  --monitoring) monitoring=true ;;
   -h | --help) usage_text; exit 0 ;;
   "") ;;
-  *) echo "usage: $0 [--article] (see --help)" >&2; exit 2 ;;
+  *) echo "usage: $0 [--monitoring | --article] (see --help)" >&2; exit 2 ;;
 esac
+[ $# -le 1 ] || { echo "usage: $0 [--monitoring | --article] (see --help)" >&2; exit 2; }
 
 STACK="${GOBLOG_STACK:-goblog}"
 export ACCOUNTSERVICE_IMAGE="${ACCOUNTSERVICE_IMAGE:-goblog-rs/accountservice:latest}"
 export VIPSERVICE_IMAGE="${VIPSERVICE_IMAGE:-goblog-rs/vipservice:latest}"
 export RABBITMQ_IMAGE="${RABBITMQ_IMAGE:-goblog-rs/rabbitmq:latest}"
 export POSTGRES_IMAGE="${POSTGRES_IMAGE:-goblog-rs/postgres:latest}"
+export PROMETHEUS_IMAGE="${PROMETHEUS_IMAGE:-goblog-rs/prometheus:latest}"
 export GOBLOG_CONFIG_REPO="${GOBLOG_CONFIG_REPO:-$PWD/config-repo}"
 read -r -a stack_files <<<"${GOBLOG_STACK_FILES:-docker/docker-stack.yml}"
+monitoring_file=docker/docker-stack.monitoring.yml
+if [ "$monitoring" = true ]; then
+  case " ${stack_files[*]} " in
+    *" $monitoring_file "*) ;; # GOBLOG_STACK_FILES names it already
+    *) stack_files+=("$monitoring_file") ;;
+  esac
+fi
 
 say() { printf 'copyall: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -153,6 +173,7 @@ fi
 
 # --- the stack --------------------------------------------------------------------------------
 scripts/build-postgres-image.sh
+[ "$monitoring" = false ] || scripts/build-prometheus-image.sh
 
 # Swarm configs and secrets are immutable: name them after their content, so an edited file
 # becomes a new config that the services roll onto, and an unchanged one is reused.
@@ -191,7 +212,9 @@ running_image() {
   id=$(docker ps -q --filter "label=com.docker.swarm.service.name=$1" | head -n 1)
   [ -z "$id" ] || docker inspect -f '{{.Image}}' "$id"
 }
-for svc in rabbitmq:"$RABBITMQ_IMAGE" postgres:"$POSTGRES_IMAGE"; do
+singletons=(rabbitmq:"$RABBITMQ_IMAGE" postgres:"$POSTGRES_IMAGE")
+[ "$monitoring" = false ] || singletons+=(prometheus:"$PROMETHEUS_IMAGE")
+for svc in "${singletons[@]}"; do
   name="${STACK}_${svc%%:*}" image="${svc#*:}"
   grep -qx "$name" <<<"$existing" || continue
   running=$(running_image "$name")
@@ -205,3 +228,5 @@ say "deployed. accountservice: http://127.0.0.1:6767/accounts/10000"
 say "RabbitMQ management: http://127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}/"
 say "offers database: docker exec -it \$(docker ps -q -f label=com.docker.swarm.service.name=${STACK}_postgres) psql -d offers"
 say "vipservice ports: docker port CONTAINER 6868 (one ephemeral host port per replica)"
+[ "$monitoring" = false ] ||
+  say "Prometheus: http://127.0.0.1:${PROMETHEUS_PORT:-9090}/targets (Grafana: import docker/grafana/goblog-dashboard.json)"

@@ -1,4 +1,6 @@
-# RabbitMQ (Debian bookworm's rabbitmq-server 3.10) with the management plugin, for the stack.
+# RabbitMQ (Debian bookworm's rabbitmq-server 3.10) with the management plugin, for the stack,
+# and the Prometheus one: per-queue figures on 15692 (/metrics/detailed), which the stack's
+# Prometheus (docker/docker-stack.monitoring.yml) scrapes.
 #
 # No registry can be reached here, so there is no `FROM rabbitmq:3-management`: the base is a
 # Debian root file system made by debootstrap with rabbitmq-server already installed and
@@ -22,7 +24,7 @@ ENV HOME=/var/lib/rabbitmq \
     LANG=C.UTF-8
 USER rabbitmq
 WORKDIR /var/lib/rabbitmq
-EXPOSE 5672 15672
+EXPOSE 5672 15672 15692
 
 HEALTHCHECK --interval=5s --timeout=5s --start-period=60s --retries=5 CMD ["/usr/local/bin/amqp-ping"]
 

@@ -4,8 +4,9 @@
 # 1. Base image $RABBITMQ_BASE_IMAGE: a Debian bookworm root file system made by
 #    `debootstrap --variant=minbase --include=rabbitmq-server` and `docker import`ed (~1 min,
 #    ~100 MB of packages), skipped when the image exists.
-# 2. $RABBITMQ_IMAGE from docker/rabbitmq.Dockerfile on top of it (config, management plugin,
-#    health check): seconds, and rebuilt every time so config edits take effect.
+# 2. $RABBITMQ_IMAGE from docker/rabbitmq.Dockerfile on top of it (config, management and
+#    Prometheus plugins, health check): seconds, and rebuilt every time so config edits take
+#    effect.
 #
 # How both steps work, shared with scripts/build-postgres-image.sh: scripts/lib/debian-image.sh.
 #

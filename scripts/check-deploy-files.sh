@@ -2,10 +2,13 @@
 # Checks the deployment files without deploying anything (no Docker engine needed, only the
 # docker client): CI runs it on every change.
 #
-# 1. `docker stack config` renders both stack files (syntax, schema, variable defaults), and
-#    every file they and the Dockerfiles name exists (configs, secrets, COPY sources).
+# 1. `docker stack config` renders the base stack file alone and with the overlays
+#    (config-server, monitoring, both; syntax, schema, variable defaults), and every file they
+#    and the Dockerfiles name exists (configs, secrets, COPY sources); `promtool check config`
+#    on the scrape config the Prometheus image bakes in, where promtool is installed.
 # 2. `bash -n` parses copyall.sh, the deployment scripts and the images' own scripts (the
-#    brokers' health check, PostgreSQL's entrypoint); shellcheck too where installed.
+#    broker's and Prometheus's health checks, PostgreSQL's entrypoint); shellcheck too where
+#    installed.
 # 3. The release binaries built as copyall.sh builds them are static (`ldd`), since the
 #    images are FROM scratch and have no libc or loader to offer a dynamic one.
 #
@@ -21,7 +24,9 @@ check() { printf 'check-deploy-files: %s ... ' "$1"; }
 pass() { echo ok; }
 flunk() { echo "FAILED${1:+: $1}"; failed=1; }
 
-for files in "docker/docker-stack.yml" "docker/docker-stack.yml docker/docker-stack.config-server.yml"; do
+for files in "docker/docker-stack.yml" "docker/docker-stack.yml docker/docker-stack.config-server.yml" \
+  "docker/docker-stack.yml docker/docker-stack.monitoring.yml" \
+  "docker/docker-stack.yml docker/docker-stack.config-server.yml docker/docker-stack.monitoring.yml"; do
   check "docker stack config -c ${files// / -c }"
   args=()
   for f in $files; do args+=(-c "$f"); done
@@ -32,11 +37,12 @@ done
 # and every COPY source of the Debian-based images (their contexts are docker/<name>/).
 check "files the stack files and Dockerfiles name"
 missing=""
-rendered=$(docker stack config -c docker/docker-stack.yml -c docker/docker-stack.config-server.yml 2>/dev/null || true)
+rendered=$(docker stack config -c docker/docker-stack.yml -c docker/docker-stack.config-server.yml \
+  -c docker/docker-stack.monitoring.yml 2>/dev/null || true)
 while read -r file; do
   [ -f "$file" ] || missing+=" $file"
 done < <(awk '$1 == "file:" {print $2}' <<<"$rendered")
-for name in rabbitmq postgres; do
+for name in rabbitmq postgres prometheus; do
   while read -r src; do
     [ -f "docker/$name/$src" ] || missing+=" docker/$name/$src"
   done < <(awk '$1 == "COPY" {for (i = 2; i < NF; i++) if ($i !~ /^--/) print $i}' "docker/$name.Dockerfile")
@@ -45,7 +51,14 @@ if [ -z "$rendered" ]; then flunk "the stack files do not render (above)"
 elif [ -z "$missing" ]; then pass
 else flunk "missing:$missing"; fi
 
-scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping docker/postgres/entrypoint)
+# The scrape config the Prometheus image bakes in (check-metrics.sh checks it too, in CI).
+if command -v promtool >/dev/null 2>&1; then
+  check "promtool check config docker/prometheus/prometheus.yml"
+  if out=$(promtool check config docker/prometheus/prometheus.yml 2>&1); then pass; else flunk $'\n'"$out"; fi
+fi
+
+scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping docker/postgres/entrypoint
+  docker/prometheus/prometheus-ready)
 check "bash -n ${scripts[*]}"
 if out=$(for s in "${scripts[@]}"; do bash -n "$s" || exit 1; done 2>&1); then pass; else flunk "$out"; fi
 if command -v shellcheck >/dev/null 2>&1; then

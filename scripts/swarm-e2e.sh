@@ -23,28 +23,35 @@
 #     (lost 0)
 #  7. `docker service rm` of the three, `docker network rm my_network`: port 6767 is free again
 #
-# The stack (production: PostgreSQL, secrets, rolling updates):
-#  8. images and stack: ./copyall.sh (static binaries, images, docker stack deploy)
+# The stack (production: PostgreSQL, secrets, rolling updates, Prometheus):
+#  8. images and stack: ./copyall.sh --monitoring (static binaries, images, docker stack deploy
+#     of docker/docker-stack.yml and docker/docker-stack.monitoring.yml)
 #  9. health: RabbitMQ, PostgreSQL (and vipservice's role logging in to it over the overlay
-#     network, with the secret's password), accountservice and vipservice (polled, with a
-#     deadline)
+#     network, with the secret's password), accountservice and vipservice, Prometheus (polled,
+#     with a deadline)
 # 10. `curl /accounts/10000` → one offer in the offers database, GET /offers/10000 lists it
-# 11. `docker service scale vipservice=2` → four VIP reads are split 2/2 across the replicas
-# 12. `docker service update --force vipservice` during a paced VIP load → every read answered
+# 11. Prometheus on 127.0.0.1:9090: /api/v1/targets has every target of jobs accountservice,
+#     vipservice and rabbitmq up (one each); queries show vip_queue's broker figures (each
+#     rabbitmq_* metric the Grafana dashboard uses), the VIP read of step 10 counted by
+#     accountservice and its offer by vipservice, and every dashboard query is answered
+# 12. `docker service scale vipservice=2` → four VIP reads are split 2/2 across the replicas,
+#     and Prometheus scrapes both replicas
+# 13. `docker service update --force vipservice` during a paced VIP load → every read answered
 #     200 is exactly one offer in the database (rows counted, none twice), and GET
 #     /offers/10000 is the same on both new replicas
-# 13. `docker service update --force postgres` (a new task on the same volume) → the offers
+# 14. `docker service update --force postgres` (a new task on the same volume) → the offers
 #     are all still there, and the replicas, back to healthy, record the next one
-# 14. the broker away (`docker service scale rabbitmq=0`), VIP reads answered 200 wait in the
+# 15. the broker away (`docker service scale rabbitmq=0`), VIP reads answered 200 wait in the
 #     outbox table of the stack's PostgreSQL; `docker service update --force accountservice`
 #     replaces the task meanwhile; the broker back → the outbox empties and every one of those
 #     reads is one offer
-# 15. removes the stack and its volumes, and leaves the swarm and stops dockerd only if this
+# 16. removes the stack and its volumes, and leaves the swarm and stops dockerd only if this
 #     script began them; the last line is the total time
 #
 # The database is read with psql through `docker exec` into the postgres task (it publishes no
 # port); each vipservice replica of the stack is reached on its own host-mode port (`docker
-# port`); the queue is read with rabbitmqctl in the broker's task. One line per step; exits
+# port`); the queue is read with rabbitmqctl in the broker's task; Prometheus's answers are
+# read with jq (installed with apt if missing). One line per step; exits
 # non-zero at the first failure (cleanup still runs, via a trap, and removes the stack, the
 # article's services and my_network, whichever exist then).
 #
@@ -57,7 +64,8 @@
 #
 # Environment: GOBLOG_STACK (default goblog-e2e), GOBLOG_CONFIG_REPO (default config-repo/),
 # E2E_DEADLINE (seconds to wait for each health state, default 180), LOGS_DIR (default logs/),
-# GO_P9_VIPSERVICE_IMAGE (the stand-in's image, default goblog-rs/go-p9-vipservice:latest).
+# GO_P9_VIPSERVICE_IMAGE (the stand-in's image, default goblog-rs/go-p9-vipservice:latest),
+# PROMETHEUS_PORT (Prometheus's host port, default 9090; it must be free here).
 # The article's names are fixed: services rabbitmq, accountservice and vipservice and network
 # my_network must not exist here before (the script stops at once if one does).
 set -euo pipefail
@@ -66,6 +74,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib/usage.sh
 
 export GOBLOG_STACK="${GOBLOG_STACK:-goblog-e2e}"
+# The stack file reads it too (docker/docker-stack.monitoring.yml).
+export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 DEADLINE="${E2E_DEADLINE:-180}"
 LOGS_DIR="${LOGS_DIR:-logs}"
 BROKER_ONLY=false
@@ -137,7 +147,7 @@ no_stack_containers() {
 # failed, if it did.
 remove_stack() {
   local svc volume left=""
-  for svc in rabbitmq postgres accountservice vipservice; do
+  for svc in rabbitmq postgres accountservice vipservice prometheus; do
     save_logs "${STACK}_$svc" "$LOGS_DIR/swarm-$svc.log"
   done
   docker stack rm "$STACK" >/dev/null 2>&1
@@ -149,7 +159,7 @@ remove_stack() {
   if docker network inspect "${STACK}_goblog" >/dev/null 2>&1; then
     docker network rm "${STACK}_goblog" >/dev/null 2>&1
   fi
-  for volume in "${STACK}_rabbitmq-data" "${STACK}_postgres-data"; do
+  for volume in "${STACK}_rabbitmq-data" "${STACK}_postgres-data" "${STACK}_prometheus-data"; do
     if docker volume inspect "$volume" >/dev/null 2>&1; then
       docker volume rm "$volume" >/dev/null 2>&1 || left+=" $volume"
     fi
@@ -184,7 +194,7 @@ remove_article() {
 cleanup() {
   local status=$?
   set +e
-  # The bounded VIP load of step 12, if a failure cut that step short.
+  # The bounded VIP load of step 13, if a failure cut that step short.
   [ -z "${load_pid:-}" ] || kill "$load_pid" 2>/dev/null
   if [ "$deployed_stack" = true ]; then
     step "docker stack rm $STACK"
@@ -274,6 +284,13 @@ split_is_2_2() {
 
 # --- 1. engine ------------------------------------------------------------------------------
 command -v curl >/dev/null 2>&1 || { echo "swarm-e2e: needs curl" >&2; exit 1; }
+# Prometheus's API answers JSON (step 11); only the stack's service steps ask it.
+if [ "$BROKER_ONLY" = false ] && [ "$ARTICLE_ONLY" = false ] && ! command -v jq >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "swarm-e2e: needs jq (apt-get install jq)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >"$LOGS_DIR/apt-jq.log" 2>&1 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >>"$LOGS_DIR/apt-jq.log" 2>&1; } ||
+    { echo "swarm-e2e: apt-get install jq failed (see $LOGS_DIR/apt-jq.log)" >&2; exit 1; }
+fi
 step "Docker engine"
 if docker info >/dev/null 2>&1; then
   ok "already running"
@@ -398,11 +415,15 @@ if [ "$BROKER_ONLY" = false ]; then
 fi
 
 # --- 8. build and deploy --------------------------------------------------------------------
-step "build binaries and images, deploy stack $STACK (./copyall.sh)"
-# The article starts with one vipservice and scales it to two (step 11).
+step "build binaries and images, deploy stack $STACK with Prometheus (./copyall.sh --monitoring)"
+# Host mode: a listener already on the port would keep the prometheus task from starting.
+if (exec 3<>"/dev/tcp/127.0.0.1/$PROMETHEUS_PORT") 2>/dev/null; then
+  fail "something listens on 127.0.0.1:$PROMETHEUS_PORT already (Prometheus's port): stop it or set PROMETHEUS_PORT"
+fi
+# The article starts with one vipservice and scales it to two (step 12).
 export VIPSERVICE_REPLICAS=1
 deployed_stack=true
-./copyall.sh >"$LOGS_DIR/copyall.log" 2>&1 || fail "see $LOGS_DIR/copyall.log"
+./copyall.sh --monitoring >"$LOGS_DIR/copyall.log" 2>&1 || fail "see $LOGS_DIR/copyall.log"
 ok "$(docker image inspect -f '{{.Size}}' "${ACCOUNTSERVICE_IMAGE:-goblog-rs/accountservice:latest}" |
   awk '{printf "accountservice image %.1f MB", $1/1e6}')"
 
@@ -441,6 +462,11 @@ wait_for service_healthy vipservice 1 || fail "vipservice not healthy within ${D
 wait_for curl -fsS http://127.0.0.1:6767/health || fail "http://127.0.0.1:6767/health"
 ok
 
+step "Prometheus healthy"
+wait_for service_healthy prometheus 1 || fail "not healthy within ${DEADLINE}s (host port $PROMETHEUS_PORT free?)"
+wait_for curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" || fail "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+ok "$(docker stats --no-stream --format '{{.MemUsage}}' "$(containers_of prometheus)" | cut -d/ -f1)"
+
 # The host port of a vipservice container's 6868 (host mode, ephemeral): each replica directly.
 vip_port() { docker port "$1" 6868/tcp | head -n 1 | sed 's/.*://'; }
 # GET /offers/10000 from one vipservice container.
@@ -461,12 +487,66 @@ listed=$(offers_from "$(containers_of vipservice)") || fail "GET /offers/10000"
 grep -qF "\"$first\"" <<<"$listed" || fail "GET /offers/10000 does not list $first: $listed"
 ok "offer $first"
 
-# --- 11. scale to two: four reads split 2/2 -------------------------------------------------
-step "docker service scale vipservice=2 → four VIP reads split 2/2"
+# --- 11. Prometheus scrapes every task and the broker ---------------------------------------
+# Prometheus's HTTP API: GET /api/v1/$1 with the rest as curl arguments (query parameters).
+prom_api() { curl -fsS --max-time 5 -G "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/$1" "${@:2}"; }
+# Its active targets, one "job health" line each.
+prom_targets() {
+  prom_api targets --data-urlencode state=active | jq -r '.data.activeTargets[] | "\(.labels.job) \(.health)"'
+}
+# "job up/targets" of every job, for messages.
+targets_summary() {
+  prom_targets | awk '{n[$1]++; if ($2 == "up") up[$1]++} END {for (j in n) printf "%s %d/%d up; ", j, up[j], n[j]}'
+}
+# True when jobs accountservice, vipservice and rabbitmq have $1, $2 and $3 targets, all up
+# (scraped, not just found in DNS).
+targets_up() {
+  local t job n
+  t=$(prom_targets) || return 1
+  for job in accountservice:"$1" vipservice:"$2" rabbitmq:"$3"; do
+    n=${job#*:} job=${job%%:*}
+    [ "$(grep -c "^$job " <<<"$t")" -eq "$n" ] && [ "$(grep -c "^$job up$" <<<"$t")" -eq "$n" ] || return 1
+  done
+}
+# The value of the first series PromQL expression $1 returns ("" when none).
+prom_value() { prom_api query --data-urlencode "query=$1" | jq -er '.data.result[0].value[1] // empty'; }
+# True when expression $1 returns a series whose value is at least $2.
+prom_at_least() {
+  local v
+  v=$(prom_value "$1") && awk -v v="$v" -v min="$2" 'BEGIN { exit !(v + 0 >= min) }'
+}
+step "Prometheus at 127.0.0.1:$PROMETHEUS_PORT: every target up, vip_queue's broker metrics, the VIP read counted, every dashboard query answered"
+wait_for targets_up 1 1 1 || fail "targets after ${DEADLINE}s: $(targets_summary)"
+# Each broker metric the dashboard queries, for vip_queue (label values left out: a queue's
+# name is no metric).
+dashboard=docker/grafana/goblog-dashboard.json
+mapfile -t queries < <(jq -r '.. | .expr? // empty' "$dashboard")
+[ "${#queries[@]}" -gt 0 ] || fail "no query found in $dashboard"
+mapfile -t broker_metrics < <(printf '%s\n' "${queries[@]}" | sed 's/"[^"]*"//g' | grep -oE '\brabbitmq_[a-z_]+' | sort -u)
+[ "${#broker_metrics[@]}" -gt 0 ] || fail "$dashboard queries no rabbitmq_* metric"
+for metric in "${broker_metrics[@]}"; do
+  wait_for prom_at_least "$metric{queue=\"vip_queue\"}" 0 ||
+    fail "no $metric{queue=\"vip_queue\"} series (the broker's rabbitmq_prometheus plugin, job rabbitmq)"
+done
+# Step 10's read: counted by accountservice (in the outbox = VIP read), its offer by vipservice.
+wait_for prom_at_least 'sum(vip_notifications_buffered_total{job="accountservice"})' 1 ||
+  fail "sum(vip_notifications_buffered_total) is '$(prom_value 'sum(vip_notifications_buffered_total)')', not >= 1"
+wait_for prom_at_least 'sum(vip_offers_made_total{job="vipservice"})' 1 ||
+  fail "sum(vip_offers_made_total) is '$(prom_value 'sum(vip_offers_made_total)')', not >= 1"
+# The dashboard's every panel query: valid PromQL, answered (a rate may still be empty).
+for query in "${queries[@]}"; do
+  prom_api query --data-urlencode "query=$query" >/dev/null || fail "the dashboard's query $query was refused"
+done
+ok "$(targets_summary | sed 's/; $//'); $(IFS=,; echo "${broker_metrics[*]}") for vip_queue; VIP reads $(prom_value 'sum(vip_notifications_buffered_total)'), offers $(prom_value 'sum(vip_offers_made_total)'); ${#queries[@]} dashboard queries answered"
+
+# --- 12. scale to two: four reads split 2/2 -------------------------------------------------
+step "docker service scale vipservice=2 → four VIP reads split 2/2, Prometheus scrapes both replicas"
 why=$(scale_to_two_splits_2_2) || fail "$why"
+# tasks.vipservice is looked up every 5 s (docker/prometheus/prometheus.yml).
+wait_for targets_up 1 2 1 || fail "Prometheus's targets after ${DEADLINE}s: $(targets_summary)"
 ok
 
-# --- 12. rolling update under load loses nothing --------------------------------------------
+# --- 13. rolling update under load loses nothing --------------------------------------------
 step "docker service update --force vipservice during VIP load → each 200 one offer, replicas agree"
 rows_before=$(offer_rows)
 rows_before=${rows_before%%|*}
@@ -517,7 +597,7 @@ in_db=$(offers_sql "SELECT count(*) FROM offers WHERE account_id = '10000' AND m
 [ "$in_db" -eq "$listed" ] || fail "/offers/10000 lists $listed offers, $in_db of them in the database"
 ok "$sent reads answered 200 ($other not) = $(new_rows) new offers, ${rows%%|*} rows = ${rows#*|} ids; /offers/10000 equal on both replicas ($listed listed)"
 
-# --- 13. a new database task on the same volume keeps every offer ---------------------------
+# --- 14. a new database task on the same volume keeps every offer ---------------------------
 step "docker service update --force postgres → offers kept, replicas healthy again, next read offered"
 rows_before=$(offer_rows)
 timeout "$DEADLINE" docker service update --quiet --force "${STACK}_postgres" >/dev/null ||
@@ -529,7 +609,7 @@ curl -fsS -o /dev/null http://127.0.0.1:6767/accounts/10000 || fail "GET /accoun
 wait_for has_offers $((${rows_before%%|*} + 1)) || fail "no offer for the read after the database restart"
 ok "${rows_before%%|*} offers kept, $(offer_rows | cut -d'|' -f1) after one more read"
 
-# --- 14. the outbox outlives its task -------------------------------------------------------
+# --- 15. the outbox outlives its task -------------------------------------------------------
 step "broker away, VIP reads in the outbox, docker service update --force accountservice, broker back → every read one offer"
 outbox_sql() {
   timeout 30 docker exec "$(containers_of postgres)" psql -X -q -At -v ON_ERROR_STOP=1 -d outbox -c "$1"
@@ -564,4 +644,4 @@ rows=$(offer_rows)
 [ "${rows%%|*}" = "${rows#*|}" ] || fail "offers: ${rows%%|*} rows but ${rows#*|} distinct message ids"
 ok "$held reads held ($kept rows after the task was replaced) = $(new_rows) new offers"
 
-# --- 15. cleanup: the EXIT trap removes the stack and restores the swarm/engine state -------
+# --- 16. cleanup: the EXIT trap removes the stack and restores the swarm/engine state -------

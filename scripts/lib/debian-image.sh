@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced by the scripts that build the stack's Debian-based images without pulling anything
-# from a registry (scripts/build-rabbitmq-image.sh, scripts/build-postgres-image.sh):
+# from a registry (scripts/build-rabbitmq-image.sh, scripts/build-postgres-image.sh,
+# scripts/build-prometheus-image.sh):
 #
 # 1. A base image: a Debian bookworm root file system made by
 #    `debootstrap --variant=minbase --include=PACKAGES` from the mirror this machine's apt

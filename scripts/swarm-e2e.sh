@@ -117,7 +117,23 @@ step() {
 ok() { printf 'ok (%ds)%s\n' "$((SECONDS - step_started))" "${1:+: $1}"; }
 fail() {
   printf 'FAILED (%ds): %s\n' "$((SECONDS - step_started))" "$*"
+  failure_context
   exit 1
+}
+# What a failure's reader needs when the logs folder is gone (CI deletes its clone): every task
+# the stack ran, a replaced or failed one with its error, and the last lines of each service's
+# containers.
+failure_context() {
+  docker stack ps "$STACK" >/dev/null 2>&1 || return 0
+  echo "swarm-e2e: the stack's tasks:"
+  docker stack ps "$STACK" --no-trunc --format '  {{.Name}} {{.Node}} {{.DesiredState}} / {{.CurrentState}} {{.Error}}' 2>&1 | head -n 40
+  local svc id
+  for svc in accountservice vipservice; do
+    for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=${STACK}_$svc"); do
+      echo "swarm-e2e: last lines of ${STACK}_$svc container $id ($(docker inspect -f '{{.State.Status}} exit {{.State.ExitCode}} oom {{.State.OOMKilled}}' "$id" 2>&1)):"
+      timeout 20 docker logs --tail 15 "$id" 2>&1 | sed 's/^/  /'
+    done
+  done
 }
 
 # Polls "$@" every half second until it succeeds or $DEADLINE seconds pass.
@@ -530,7 +546,7 @@ for metric in "${broker_metrics[@]}"; do
 done
 # Step 10's read: counted by accountservice (in the outbox = VIP read), its offer by vipservice.
 wait_for prom_at_least 'sum(vip_notifications_buffered_total{job="accountservice"})' 1 ||
-  fail "sum(vip_notifications_buffered_total) is '$(prom_value 'sum(vip_notifications_buffered_total)')', not >= 1"
+  fail "sum(vip_notifications_buffered_total) is '$(prom_value 'sum(vip_notifications_buffered_total)')', not >= 1; accountservice's own /metrics on port 6767: '$(curl -fsS --max-time 5 http://127.0.0.1:6767/metrics 2>&1 | grep '^vip_notifications_buffered_total')'"
 wait_for prom_at_least 'sum(vip_offers_made_total{job="vipservice"})' 1 ||
   fail "sum(vip_offers_made_total) is '$(prom_value 'sum(vip_offers_made_total)')', not >= 1"
 # The dashboard's every panel query: valid PromQL, answered (a rate may still be empty).

@@ -1,27 +1,26 @@
-//! One trace from a VIP read to the consumer: the request's span (continuing the caller's
-//! `traceparent`), the outbox append inside it, the relay's `send vip_queue` continuing it
-//! from the traceparent the entry kept, and a consumer's `process vip_queue` under that; a
-//! read whose notification waited in the outbox table through a broker outage (claimed from
-//! the table, not handed over) continues its trace as well. Its own test binary: it installs
-//! the process's subscriber with the SDK's in-memory exporter before the service starts.
+//! One trace from a VIP read to its offer, through both services running in this process:
+//! the request's span (continuing the caller's `traceparent`), the outbox append inside it,
+//! the relay's `send vip_queue` continuing it from the traceparent the entry kept,
+//! vipservice's `process vip_queue` under that and its `record offer`, which the group's
+//! `offers commit` links to; a read whose notification waited in the outbox table through a
+//! broker outage (claimed from the table, not handed over) continues its trace as well. Its
+//! own test binary: it installs the process's subscriber with the SDK's in-memory exporter
+//! before the services start.
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::bootstrap::Launch;
+use common::config::{ConfigArgs, EnvVars};
 use common::contract::accountservice::PUBLISHED;
-use common::messaging::{
-    AmqpMessaging, HandlerError, HandlerFn, IncomingMessage, Messaging, MessagingSettings,
-    QueueSpec, QueueType,
-};
-use opentelemetry::trace::TraceId;
+use opentelemetry::trace::{SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use test_support::{Broker, amqp_url};
-use tokio::sync::mpsc;
-use tokio::time::timeout;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -46,8 +45,86 @@ fn in_trace(spans: &[SpanData], trace: TraceId) -> Vec<&str> {
         .collect()
 }
 
+/// The `offers commit` span linking to a `record offer` of `trace`, once it ended.
+fn commit_of(spans: &[SpanData], trace: TraceId) -> Option<&SpanData> {
+    let record = spans
+        .iter()
+        .find(|s| s.name == "record offer" && s.span_context.trace_id() == trace)?;
+    spans.iter().find(|s| {
+        s.name == "offers commit"
+            && s.links
+                .iter()
+                .any(|link| link.span_context.span_id() == record.span_context.span_id())
+    })
+}
+
+/// vipservice on `queue` with an offers database in `dir`, in this process, until `stop`.
+async fn spawn_vipservice(
+    dir: &std::path::Path,
+    queue: &str,
+    bus: &str,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let yaml = format!(
+        "server_port: 0
+server_name: vipservice trace
+amqp_server_url: {url}
+config_event_bus: {bus}
+log_level: warn
+amqp:
+  queue_type: classic
+vip_queue: {queue}
+offers:
+  database_url: sqlite://{db}?mode=rwc
+",
+        url = amqp_url(),
+        db = dir.join("offers.db").display(),
+    );
+    std::fs::write(dir.join("vipservice-it.yml"), yaml).expect("config written");
+    let launch = Launch {
+        application: "vipservice",
+        version: "0.0.0-test",
+        config: ConfigArgs {
+            config_server_url: None,
+            profile: "it".into(),
+            config_branch: "master".into(),
+            config_repo: dir.to_owned(),
+        },
+        env: EnvVars::from_pairs([]),
+    };
+    let app = vipservice::Application::build(launch)
+        .await
+        .expect("vipservice starts");
+    let (stop, stopping) = oneshot::channel::<()>();
+    let stopped = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = stopping.await;
+        })
+        .await
+        .expect("vipservice stops cleanly");
+    });
+    (stop, stopped)
+}
+
+/// Waits until trace `n`'s offer was committed (its `offers commit` span exported).
+async fn wait_committed(exporter: &InMemorySpanExporter, n: u8) {
+    let trace = TraceId::from_hex(&trace_id(n)).expect("trace id");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let spans = exporter.get_finished_spans().expect("spans");
+        if commit_of(&spans, trace).is_some() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "read {n}: no offers commit linked to it: {:?}",
+            in_trace(&spans, trace)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
-async fn a_vip_read_is_one_trace_to_the_consumer_also_through_an_outage() {
+async fn a_vip_read_is_one_trace_to_its_offer_also_through_an_outage() {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
@@ -64,25 +141,8 @@ async fn a_vip_read_is_one_trace_to_the_consumer_also_through_an_outage() {
     let (config, proxy) = TestConfig::through_proxy().await;
     let queue = config.queue.clone();
     let app = spawn_app_with(config).await;
-    let consumer = AmqpMessaging::connect(MessagingSettings::new(amqp_url(), "trace-test"))
-        .await
-        .expect("consumer connects");
-    let (seen, mut delivered) = mpsc::unbounded_channel();
-    let handler = HandlerFn(move |message: IncomingMessage| {
-        let seen = seen.clone();
-        async move {
-            let _ = seen.send(message.message_id);
-            Ok::<(), HandlerError>(())
-        }
-    });
-    let subscription = consumer
-        .subscribe_to_queue(
-            &QueueSpec::work_queue(&queue, QueueType::Classic),
-            "trace-test",
-            Arc::new(handler),
-        )
-        .await
-        .expect("subscribes");
+    let (stop_vipservice, vipservice) =
+        spawn_vipservice(app.config.dir.path(), &queue, &app.config.bus).await;
 
     let read = |n| {
         let app = &app;
@@ -97,10 +157,7 @@ async fn a_vip_read_is_one_trace_to_the_consumer_also_through_an_outage() {
         }
     };
     assert_eq!(read(1).await, 200);
-    timeout(LIMIT, delivered.recv())
-        .await
-        .expect("delivered")
-        .expect("open");
+    wait_committed(&exporter, 1).await;
     // Its confirm in before the cut (else it is published again: at least once).
     let deadline = tokio::time::Instant::now() + LIMIT;
     while !app
@@ -121,13 +178,10 @@ async fn a_vip_read_is_one_trace_to_the_consumer_also_through_an_outage() {
     cut_broker(&broker, &proxy, &app).await;
     assert_eq!(read(2).await, 200);
     proxy.refuse(false);
-    timeout(LIMIT, delivered.recv())
-        .await
-        .expect("delivered after the outage")
-        .expect("open");
+    wait_committed(&exporter, 2).await;
 
-    subscription.stop().await;
-    consumer.close().await.expect("closes");
+    let _ = stop_vipservice.send(());
+    vipservice.await.expect("the vipservice task");
     app.stop().await;
     provider.force_flush().expect("flushed");
     let spans = exporter.get_finished_spans().expect("spans");
@@ -155,6 +209,30 @@ async fn a_vip_read_is_one_trace_to_the_consumer_also_through_an_outage() {
                 .iter()
                 .any(|s| s.name == send && s.span_context.span_id() == consumed.parent_span_id),
             "read {n}: process is a child of a send"
+        );
+        let request = spans
+            .iter()
+            .find(|s| s.name == "GET /accounts/{account_id}" && s.span_context.trace_id() == trace)
+            .expect("its request span");
+        assert_eq!(request.span_kind, SpanKind::Server, "read {n}");
+        let route = request
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "http.route")
+            .map(|kv| kv.value.to_string());
+        assert_eq!(route.as_deref(), Some("/accounts/{account_id}"), "read {n}");
+        let record = spans
+            .iter()
+            .find(|s| s.name == "record offer" && s.span_context.trace_id() == trace)
+            .expect("its record offer span");
+        assert_eq!(
+            record.parent_span_id,
+            consumed.span_context.span_id(),
+            "read {n}: record offer is a child of process"
+        );
+        assert!(
+            commit_of(&spans, trace).is_some(),
+            "read {n}: its offers commit"
         );
     }
 }

@@ -33,4 +33,7 @@ pub mod vipservice {
     pub const DEAD_LETTERED: &str = "vip_dead_lettered_total";
     /// Time from delivery to the handler's answer, commit included.
     pub const HANDLER_LATENCY: &str = "vip_handler_duration_seconds";
+    /// Time from the VIP read (the notification's `readAt`) to its delivery here: how far
+    /// the consumers lag behind the reads, outbox and queue included (a histogram).
+    pub const NOTIFICATION_LAG: &str = "vip_notification_lag_seconds";
 }

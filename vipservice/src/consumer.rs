@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use common::messaging::{Handler, HandlerError, IncomingMessage};
 use common::notification::decode;
 use metrics::{counter, histogram};
@@ -28,7 +29,8 @@ use uuid::Uuid;
 
 use crate::offers::{OfferWriter, Outcome, RecordError};
 use common::contract::vipservice::{
-    CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, NO_OFFERS, OFFERS_MADE,
+    CONSUMED, DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, NO_OFFERS, NOTIFICATION_LAG,
+    OFFERS_MADE,
 };
 
 /// Makes the consumer's metrics show on `/metrics` from the start, at zero, with their
@@ -64,6 +66,11 @@ pub fn describe_metrics() {
         metrics::Unit::Seconds,
         "From a delivery to the handler's answer, the offer's commit included"
     );
+    metrics::describe_histogram!(
+        NOTIFICATION_LAG,
+        metrics::Unit::Seconds,
+        "From the VIP read (the notification's readAt) to its delivery here: outbox and queue"
+    );
 }
 
 /// Turns notifications into offers; share one per subscription.
@@ -93,6 +100,11 @@ impl OfferConsumer {
             counter!(DEAD_LETTERED).increment(1);
             HandlerError::Reject(reason.to_string())
         })?;
+        // A clock behind the reader's counts as no lag rather than a negative one.
+        let lag = (Utc::now() - notification.read_at)
+            .to_std()
+            .unwrap_or_default();
+        histogram!(NOTIFICATION_LAG).record(lag.as_secs_f64());
         let outcome = self
             .writer
             .record(message_id.clone(), notification)

@@ -14,9 +14,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 use tracing::warn;
 
-/// Buckets for request latencies, in seconds: 50 µs to 1 s.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
+use crate::telemetry;
+
+/// Buckets for latencies, in seconds: 50 µs to 1 s for requests and commits; up to a minute
+/// for lags (a broker outage holds notifications in the outbox for seconds).
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0, 2.5,
+    10.0, 60.0,
 ];
 
 const HTTP_REQUESTS: &str = "http_requests_total";
@@ -82,8 +86,8 @@ pub fn with_metrics(router: Router) -> Router {
 }
 
 /// Counts and times each request, inside a span named as OpenTelemetry's HTTP conventions
-/// name a server span (`GET /accounts/{accountId}`), which every log line of the request
-/// carries.
+/// name a server span (`GET /accounts/{accountId}`) when spans are exported (log lines carry
+/// the handler's span instead, with its ids).
 async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -92,20 +96,22 @@ async fn track(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().to_string();
     let span = tracing::info_span!(
+        target: telemetry::EXPORT_ONLY,
         "http request",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
-        http.request.method = %method,
-        http.route = %route,
+        http.request.method = method.as_str(),
+        http.route = route.as_str(),
         http.response.status_code = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
     );
-    if crate::telemetry::enabled() {
+    if telemetry::enabled() {
+        telemetry::describe(&span, || format!("{method} {route}"), "server", &[]);
         let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
-        let carried = crate::telemetry::Carried {
+        let carried = telemetry::Carried {
             traceparent: header("traceparent"),
             tracestate: header("tracestate"),
         };
-        crate::telemetry::set_parent(&span, carried, false);
+        telemetry::set_parent(&span, carried, false);
     }
     let response = next.run(request).instrument(span.clone()).await;
     span.record("http.response.status_code", response.status().as_u16());

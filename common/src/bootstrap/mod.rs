@@ -169,16 +169,21 @@ impl<X: Settings + Clone> Service<X> {
     where
         E: From<BootstrapError>,
     {
-        // Logging first, at info, so that a config server's failed attempts are seen; then at
-        // the level the settings name.
-        logging::init("info", launch.application, launch.version);
+        // The first load logs at info (a config server's failed attempts are seen); then
+        // logging follows the settings: their level, and trace export if they ask for it.
         let loader = SettingsLoader::new(&launch.config, launch.application, launch.env.clone())
             .map_err(BootstrapError::from)?;
-        let first: Snapshot<ServiceSettings<X>> = loader
-            .load_at_startup()
+        let first: Snapshot<ServiceSettings<X>> = logging::while_loading(loader.load_at_startup())
             .await
             .map_err(BootstrapError::from)?;
-        logging::set_level(&first.settings.core.log_level);
+        let core = &first.settings.core;
+        logging::init(
+            &core.log_level,
+            launch.application,
+            launch.version,
+            &core.telemetry,
+        );
+        logging::set_level(&core.log_level);
         for unknown in &first.unknown {
             warn!("{unknown}");
         }

@@ -11,6 +11,7 @@ use crate::config::refresh::is_under;
 use crate::config::unknown::{deserialize_noting_ignored, ignored_by_both};
 use crate::config::{InvalidSetting, Settings};
 use crate::messaging::{Compat, MessagingSettings, QueueSpec, QueueType};
+use crate::telemetry::TelemetrySettings;
 
 /// Keys both services read, at the top level as in the original's `accountservice-dev.yml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,9 @@ pub struct CoreSettings {
     pub amqp: AmqpTuning,
     #[serde(default)]
     pub http: HttpTuning,
+    /// Trace export (off unless the environment or this names a collector).
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
 }
 
 fn default_bus() -> String {
@@ -82,12 +86,13 @@ impl AmqpTuning {
 
 impl CoreSettings {
     /// Keys that only a restart applies (the port is bound, the connection is made once).
-    const RESTART_KEYS: [&'static str; 5] = [
+    const RESTART_KEYS: [&'static str; 6] = [
         "server_port",
         "amqp_server_url",
         "config_event_bus",
         "amqp",
         "http",
+        "telemetry",
     ];
 
     /// The messaging client's settings for `application`.
@@ -114,6 +119,9 @@ impl CoreSettings {
         if self.amqp.prefetch == 0 {
             return Err(InvalidSetting::new("amqp.prefetch", "must be at least 1"));
         }
+        self.telemetry
+            .check()
+            .map_err(|reason| InvalidSetting::new("telemetry.otlp_endpoint", reason))?;
         Ok(())
     }
 }

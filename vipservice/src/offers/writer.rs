@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use common::notification::VipNotification as Notification;
+use common::telemetry::Link;
 use metrics::counter;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -36,6 +37,8 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 struct Request {
     message_id: String,
     notification: Notification,
+    /// The caller's span, linked from the commit's.
+    caller: Link,
     reply: oneshot::Sender<Result<Outcome, RecordError>>,
 }
 
@@ -93,6 +96,7 @@ impl OfferWriter {
         let request = Request {
             message_id: message_id.into(),
             notification,
+            caller: Link::to_current(),
             reply,
         };
         self.requests
@@ -193,7 +197,7 @@ fn gather(
 
 /// Records `group`, trying again with backoff while the database is away and the service is
 /// not stopping (the wait between tries bounds how late a stop is noticed). `down` follows
-/// what it found.
+/// what it found. Its span links to each caller's: one commit serves several traces.
 #[tracing::instrument(name = "offers commit", skip_all, fields(group = group.len()))]
 async fn commit(
     db: &OfferDb,
@@ -202,6 +206,10 @@ async fn commit(
     down: &watch::Sender<Option<String>>,
     stopping: &CancellationToken,
 ) -> Result<Vec<Outcome>, RecordError> {
+    let span = tracing::Span::current();
+    for request in group {
+        request.caller.add_to(&span);
+    }
     let incoming: Vec<Incoming<'_>> = group
         .iter()
         .map(|request| Incoming {
@@ -277,6 +285,7 @@ mod tests {
         Request {
             message_id: i.to_string(),
             notification: Notification::now("10000"),
+            caller: Link::to_current(),
             reply,
         }
     }

@@ -2,7 +2,7 @@
 //! follows the consumer.
 
 use common::contract::vipservice::{
-    DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, OFFERS_MADE,
+    DEAD_LETTERED, DUPLICATES_DROPPED, HANDLER_LATENCY, NOTIFICATION_LAG, OFFERS_MADE,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -44,6 +44,18 @@ async fn notifications_in_both_time_formats_become_offers_and_a_duplicate_gives_
     assert_eq!(ids, ["rfc-1", "go-1"], "{offers:?}");
     assert_eq!(offers[1]["readAt"], "2017-02-15T20:06:27.033757Z");
     assert_eq!(vip.metric(&format!("{HANDLER_LATENCY}_count")).await, 3);
+    // Lag is counted from the reads (in 2017): every one over the last bucket.
+    assert_eq!(vip.metric(&format!("{NOTIFICATION_LAG}_count")).await, 3);
+    let within_a_minute = format!("{NOTIFICATION_LAG}_bucket{{le=\"60\"}}");
+    assert!(
+        vip.get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics")
+            .contains(&format!("{within_a_minute} 0")),
+        "{within_a_minute} is not 0"
+    );
     vip.terminate().await;
     setup.cleanup().await;
 }

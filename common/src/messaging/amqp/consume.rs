@@ -303,14 +303,23 @@ impl Delivered {
         let message_id = properties.message_id().as_ref().map(ShortString::as_str);
         let span = tracing::info_span!(
             "process",
-            otel.name = %format_args!("process {}", self.queue),
-            otel.kind = "consumer",
-            messaging.system = "rabbitmq",
-            messaging.operation.type = "process",
             messaging.destination.name = %self.queue,
             messaging.rabbitmq.destination.routing_key = %self.delivery.routing_key,
             messaging.message.id = message_id.unwrap_or_default(),
             messaging.rabbitmq.message.delivery_tag = self.delivery.delivery_tag,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+            messaging.system = tracing::field::Empty,
+            messaging.operation.type = tracing::field::Empty,
+        );
+        telemetry::describe(
+            &span,
+            || format!("process {}", self.queue),
+            "consumer",
+            &[
+                ("messaging.system", "rabbitmq"),
+                ("messaging.operation.type", "process"),
+            ],
         );
         if telemetry::enabled() {
             let header = |name: &str| {

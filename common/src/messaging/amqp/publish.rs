@@ -73,13 +73,22 @@ where
     let destination = target.destination();
     let span = tracing::info_span!(
         "send",
-        otel.name = %format_args!("send {destination}"),
-        otel.kind = "producer",
-        messaging.system = "rabbitmq",
-        messaging.operation.type = "send",
         messaging.destination.name = %destination,
         messaging.rabbitmq.destination.routing_key = %target.routing_key,
         messaging.message.id = %message.message_id,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        messaging.system = tracing::field::Empty,
+        messaging.operation.type = tracing::field::Empty,
+    );
+    telemetry::describe(
+        &span,
+        || format!("send {destination}"),
+        "producer",
+        &[
+            ("messaging.system", "rabbitmq"),
+            ("messaging.operation.type", "send"),
+        ],
     );
     let carried = telemetry::Carried {
         traceparent: message.trace_parent.as_deref(),

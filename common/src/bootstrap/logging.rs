@@ -10,12 +10,13 @@ use std::sync::OnceLock;
 
 use tracing::instrument::WithSubscriber;
 use tracing::level_filters::LevelFilter;
-use tracing::{Dispatch, warn};
+use tracing::{Dispatch, Subscriber, warn};
 
 use crate::telemetry::{self, TelemetrySettings};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, fmt, reload};
 
@@ -31,13 +32,7 @@ pub async fn while_loading<F: Future>(loading: F) -> F::Output {
     if tracing::dispatcher::has_been_set() {
         return loading.await;
     }
-    let json = json();
-    let startup = if json {
-        Dispatch::new(Registry::default().with(fmt::layer().json().flatten_event(true)))
-    } else {
-        let ansi = std::io::stdout().is_terminal();
-        Dispatch::new(Registry::default().with(fmt::layer().with_ansi(ansi)))
-    };
+    let startup = Dispatch::new(Registry::default().with(log_lines()));
     loading.with_subscriber(startup).await
 }
 
@@ -49,33 +44,45 @@ pub fn init(level: &str, application: &str, version: &str, export: &TelemetrySet
         return;
     }
     let (filter, handle) = reload::Layer::new(filter_for(level));
-    let exported = || {
-        Targets::new().with_default(LevelFilter::INFO).with_targets(
-            ["hyper", "reqwest", "sqlx", "lapin", "opentelemetry"].map(|t| (t, LevelFilter::OFF)),
-        )
-    };
-    let installed = if json() {
-        let registry = tracing_subscriber::registry()
-            .with(fmt::layer().json().flatten_event(true).with_filter(filter));
-        let otel =
-            telemetry::layer(application, version, export).map(|l| l.with_filter(exported()));
-        registry.with(otel).try_init()
-    } else {
-        let ansi = std::io::stdout().is_terminal();
-        let registry =
-            tracing_subscriber::registry().with(fmt::layer().with_ansi(ansi).with_filter(filter));
-        let otel =
-            telemetry::layer(application, version, export).map(|l| l.with_filter(exported()));
-        registry.with(otel).try_init()
+    // Without export the filter is the whole subscriber's: what it turns off is never made,
+    // and nothing is paid per span for telling layers apart. With export each layer has its
+    // own.
+    let installed = match telemetry::layer(application, version, export) {
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_lines())
+            .try_init(),
+        Some(otel) => tracing_subscriber::registry()
+            .with(log_lines().with_filter(filter))
+            .with(otel.with_filter(exported_spans()))
+            .try_init(),
     };
     if installed.is_ok() {
         let _ = FILTER.set(handle);
     }
 }
 
-/// `LOG_FORMAT=json`: one JSON object per line.
-fn json() -> bool {
-    std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"))
+/// The log lines: one JSON object each with `LOG_FORMAT=json` (for log collectors), else
+/// human-readable, in colour on a terminal.
+fn log_lines<S>() -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    if json {
+        fmt::layer().json().flatten_event(true).boxed()
+    } else {
+        fmt::layer()
+            .with_ansi(std::io::stdout().is_terminal())
+            .boxed()
+    }
+}
+
+/// The spans exported: this project's at INFO, whatever the log level, without the libraries'.
+fn exported_spans() -> Targets {
+    Targets::new().with_default(LevelFilter::INFO).with_targets(
+        ["hyper", "reqwest", "sqlx", "lapin", "opentelemetry"].map(|t| (t, LevelFilter::OFF)),
+    )
 }
 
 /// Applies a refreshed `log_level`.

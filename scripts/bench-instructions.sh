@@ -21,6 +21,8 @@
 set -euo pipefail
 # shellcheck source=lib/usage.sh
 source "$(dirname "$0")/lib/usage.sh"
+# shellcheck source=lib/broker.sh
+source "$(dirname "$0")/lib/broker.sh"
 case "${1:-}" in
   -h | --help) usage_text; exit 0 ;;
   -*) echo "bench-instructions: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -46,7 +48,7 @@ work="$(mktemp -d)"
 pid=
 cleanup() {
   if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
+  delete_vip_queue "$queue"
   rm -rf "$work"
 }
 trap cleanup EXIT

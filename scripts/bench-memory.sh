@@ -20,6 +20,8 @@
 set -euo pipefail
 # shellcheck source=lib/usage.sh
 source "$(dirname "$0")/lib/usage.sh"
+# shellcheck source=lib/broker.sh
+source "$(dirname "$0")/lib/broker.sh"
 case "${1:-}" in
   -h | --help) usage_text; exit 0 ;;
   -*) echo "bench-memory: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -33,6 +35,7 @@ command -v wrk >/dev/null || { echo "bench-memory: needs wrk (apt-get install wr
 
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 bin="${1:-$("$root/scripts/build-static.sh")}"
+bin="$(cd "$bin" && pwd)" # the services run from a directory of their own
 duration="${DURATION:-15s}"
 queue="vip_queue.membench$$"
 work="$(mktemp -d)"
@@ -40,10 +43,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
-  rabbitmqctl -q delete_queue "$queue.dlq" >/dev/null 2>&1 || true
-  # No management plugin needed: delete vipservice's dead-letter exchange from inside the broker.
-  rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$queue.dlx\">>), false, <<\"bench-memory\">>)." >/dev/null 2>&1 || true
+  delete_vip_queue "$queue"
   rm -rf "$work"
 }
 trap cleanup EXIT

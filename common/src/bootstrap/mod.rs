@@ -203,6 +203,12 @@ impl<X: Settings + Clone> Service<X> {
                  limit; poison messages are dead-lettered by the consumer to <queue>.dlq. \
                  Leave the mode once the Go services are gone (README, migration)"
             );
+            warn!(
+                "amqp.compat is go-p9: RabbitMQ 4.3 and later refuse its non-durable, \
+                 non-exclusive queue unless every node sets \
+                 `deprecated_features.permit.transient_nonexcl_queues = true` (4.0 to 4.2 \
+                 permit it by default)"
+            );
         }
         let address = SocketAddr::from(([0, 0, 0, 0], core.server_port));
         let listener = TcpListener::bind(address)

@@ -11,6 +11,7 @@ use crate::config::refresh::is_under;
 use crate::config::unknown::{deserialize_noting_ignored, ignored_by_both};
 use crate::config::{InvalidSetting, Settings};
 use crate::messaging::{Compat, MessagingSettings, QueueSpec, QueueType};
+use crate::redact::url_list;
 use crate::telemetry::TelemetrySettings;
 
 /// Keys both services read, at the top level as in the original's `accountservice-dev.yml`.
@@ -106,11 +107,15 @@ impl CoreSettings {
     }
 
     fn validate(&self) -> Result<(), InvalidSetting> {
-        let url = self.amqp_server_url.trim();
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+        let urls = url_list(&self.amqp_server_url);
+        if !urls
+            .iter()
+            .all(|url| url.starts_with("amqp://") || url.starts_with("amqps://"))
+        {
             return Err(InvalidSetting::new(
                 "amqp_server_url",
-                "must be an amqp:// or amqps:// URL",
+                "must be an amqp:// or amqps:// URL, or a comma-separated list of them (a \
+                 cluster's nodes)",
             ));
         }
         if self.config_event_bus.is_empty() {

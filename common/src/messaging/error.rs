@@ -46,6 +46,16 @@ pub enum MessagingError {
         hint: String,
     },
 
+    /// RabbitMQ 4 deprecates queues that are neither durable nor exclusive (the Go original's
+    /// `vip_queue`), and from 4.3 refuses them by closing the connection unless permitted.
+    #[error(
+        "the broker refused queue {queue:?}, which is neither durable nor exclusive as the Go \
+         original declares it: {detail}; set `deprecated_features.permit.transient_nonexcl_queues \
+         = true` in every broker node's rabbitmq.conf while the Go services share the queue, or \
+         leave `amqp.compat: go-p9` (README, migration)"
+    )]
+    TransientQueueRefused { queue: String, detail: String },
+
     #[error("{operation} failed: {source}")]
     Broker {
         operation: String,

@@ -6,8 +6,9 @@ use std::time::Duration;
 /// Messaging settings. `url` is the only one without a sensible default.
 #[derive(Debug, Clone)]
 pub struct MessagingSettings {
-    /// `amqp://user:password@host:port/vhost`; `?heartbeat=N` is honoured, else 2 s is used so
-    /// a silent peer is noticed within about 5 s.
+    /// `amqp://user:password@host:port/vhost`, or a cluster's nodes as a comma-separated list
+    /// of such URLs (each connection attempt tries them in a random order); `?heartbeat=N` is
+    /// honoured, else 2 s is used so a silent peer is noticed within about 5 s.
     pub url: String,
     /// Stamped on every published message as `app_id`, e.g. `accountservice`.
     pub app_id: String,

@@ -4,5 +4,6 @@
 
 mod failures;
 mod helpers;
+mod nodes;
 mod recovery;
 mod routing;

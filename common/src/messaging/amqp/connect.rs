@@ -1,5 +1,9 @@
-//! Opening connections: URL validation, one bounded attempt, and the retry loops for the first
-//! connection (bounded in time) and for reconnections (until the client closes).
+//! Opening connections: URL validation, one bounded attempt per node, and the retry loops for
+//! the first connection (bounded in time) and for reconnections (until the client closes).
+//!
+//! A cluster is given as a list of its nodes' URLs. lapin takes one URI, so the list is ours:
+//! each round tries the nodes in a new random order (as Spring AMQP shuffles its addresses, so
+//! that clients spread over the nodes), and the first that answers wins.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,10 +14,10 @@ use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::messaging::{MessagingError, MessagingSettings};
-use crate::redact::redact_url;
+use crate::redact::{redact_url, url_list};
 
 /// Heartbeat used unless the URL asks for another: a peer that went silent (a partition, a
 /// blackholed route) is noticed after 2× this, so `/health` says so within about 5 s. Below
@@ -27,7 +31,44 @@ const DEFAULT_HEARTBEAT_SECS: u16 = 2;
 /// body is only split into more frames, so 16 KiB (2 × 512 KiB) changes nothing else.
 const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
 
-/// A validated broker address.
+/// The broker's nodes: one URL, or a cluster's comma-separated list.
+pub(super) struct Brokers {
+    nodes: Vec<BrokerAddress>,
+    /// For logs and errors: the list with every password hidden.
+    pub(super) redacted: String,
+}
+
+impl Brokers {
+    pub(super) fn parse(list: &str) -> Result<Self, MessagingError> {
+        let redacted = redact_url(list);
+        let entries = url_list(list);
+        if let Some(position) = entries.iter().position(|entry| entry.is_empty())
+            && entries.len() > 1
+        {
+            return Err(MessagingError::InvalidUrl {
+                url: redacted,
+                reason: format!(
+                    "entry {} of the comma-separated list is empty",
+                    position + 1
+                ),
+            });
+        }
+        let nodes = entries
+            .into_iter()
+            .map(BrokerAddress::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { nodes, redacted })
+    }
+
+    /// The nodes in a new random order.
+    fn shuffled(&self) -> Vec<&BrokerAddress> {
+        let mut nodes: Vec<_> = self.nodes.iter().collect();
+        fastrand::shuffle(&mut nodes);
+        nodes
+    }
+}
+
+/// One node's validated address.
 #[derive(Clone)]
 pub(super) struct BrokerAddress {
     uri: AMQPUri,
@@ -80,6 +121,38 @@ impl BrokerAddress {
 enum AttemptError {
     Transient(String),
     Permanent(MessagingError),
+}
+
+/// A connection and the node it was made to (its URL, redacted).
+pub(super) struct Connected {
+    pub(super) connection: Connection,
+    pub(super) node: String,
+}
+
+/// One round: every node once, in a new random order, until one answers. Wrong credentials or
+/// vhost end the round at once (a cluster's users and vhosts are the same on every node); when
+/// no node answers, the error names each node and why.
+async fn attempt_nodes(
+    brokers: &Brokers,
+    settings: &MessagingSettings,
+) -> Result<Connected, AttemptError> {
+    let mut failures = Vec::new();
+    for node in brokers.shuffled() {
+        match attempt(node, settings).await {
+            Ok(connection) => {
+                return Ok(Connected {
+                    connection,
+                    node: node.redacted.clone(),
+                });
+            }
+            Err(AttemptError::Transient(reason)) if brokers.nodes.len() > 1 => {
+                debug!(node = %node.redacted, error = %reason, "broker node not reachable");
+                failures.push(format!("{}: {reason}", node.redacted));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(AttemptError::Transient(failures.join("; ")))
 }
 
 /// One connection attempt, TCP and handshake bounded by `attempt_timeout`.
@@ -139,29 +212,32 @@ fn reconnect_delays(settings: &MessagingSettings) -> impl Iterator<Item = Durati
 /// The first connection: retried with backoff for up to `connect_timeout`, because a service
 /// may start before its broker; wrong credentials or vhost fail at once.
 pub(super) async fn connect_first(
-    address: &BrokerAddress,
+    brokers: &Brokers,
     settings: &MessagingSettings,
-) -> Result<Connection, MessagingError> {
+) -> Result<Connected, MessagingError> {
     let started = Instant::now();
     let deadline = started + settings.connect_timeout;
     let mut delays = reconnect_delays(settings);
     let mut warned = false;
     loop {
-        let last_error = match attempt(address, settings).await {
-            Ok(connection) => return Ok(connection),
+        let last_error = match attempt_nodes(brokers, settings).await {
+            Ok(connected) => {
+                info!(node = %connected.node, "connected to the broker");
+                return Ok(connected);
+            }
             Err(AttemptError::Permanent(error)) => return Err(error),
             Err(AttemptError::Transient(reason)) => reason,
         };
         let now = Instant::now();
         if now >= deadline {
             return Err(MessagingError::ConnectTimeout {
-                url: address.redacted.clone(),
+                url: brokers.redacted.clone(),
                 waited: now - started,
                 last_error,
             });
         }
         if !warned {
-            warn!(url = %address.redacted, error = %last_error, "broker not reachable yet; retrying");
+            warn!(url = %brokers.redacted, error = %last_error, "broker not reachable yet; retrying");
             warned = true;
         }
         let delay = delays.next().unwrap_or(settings.reconnect_max_delay);
@@ -171,10 +247,10 @@ pub(super) async fn connect_first(
 
 /// Reconnects after a lost connection, until it succeeds or `closing` is cancelled (`None`).
 pub(super) async fn reconnect(
-    address: &BrokerAddress,
+    brokers: &Brokers,
     settings: &MessagingSettings,
     closing: &CancellationToken,
-) -> Option<Connection> {
+) -> Option<Connected> {
     let mut delays = reconnect_delays(settings);
     let mut attempts = 0u32;
     loop {
@@ -186,19 +262,19 @@ pub(super) async fn reconnect(
         attempts += 1;
         let result = tokio::select! {
             () = closing.cancelled() => return None,
-            result = attempt(address, settings) => result,
+            result = attempt_nodes(brokers, settings) => result,
         };
         match result {
-            Ok(connection) => {
-                info!(url = %address.redacted, attempts, "reconnected to the broker");
-                return Some(connection);
+            Ok(connected) => {
+                info!(node = %connected.node, attempts, "reconnected to the broker");
+                return Some(connected);
             }
             // Credentials may be rotated while we wait: keep trying, but say why it fails.
             Err(AttemptError::Permanent(error)) if attempts == 1 => {
                 warn!(%error, "reconnecting");
             }
             Err(AttemptError::Transient(reason)) if attempts == 1 => {
-                warn!(url = %address.redacted, error = %reason, "broker not reachable; retrying");
+                warn!(url = %brokers.redacted, error = %reason, "broker not reachable; retrying");
             }
             Err(_) => {}
         }
@@ -255,5 +331,49 @@ mod tests {
         }
         let named = BrokerAddress::parse("amqp://h:5672/goblog").expect("valid");
         assert_eq!(named.vhost(), "goblog");
+    }
+
+    #[test]
+    fn a_list_names_each_node_and_rejects_a_bad_entry() {
+        let brokers =
+            Brokers::parse("amqp://u:p1@n1:5672/, amqp://u:p2@n2:5673/%2f").expect("a valid list");
+        assert_eq!(brokers.nodes.len(), 2);
+        assert_eq!(brokers.nodes[1].redacted, "amqp://u:***@n2:5673/%2f");
+        assert_eq!(brokers.nodes[1].vhost(), "/");
+        assert_eq!(
+            brokers.redacted,
+            "amqp://u:***@n1:5672/,amqp://u:***@n2:5673/%2f"
+        );
+        for (list, wanted) in [
+            (
+                "amqp://u:secret@n1,,amqp://n3",
+                "entry 2 of the comma-separated list is empty",
+            ),
+            (
+                "amqp://u:secret@n1,",
+                "entry 2 of the comma-separated list is empty",
+            ),
+            (
+                "amqp://u:secret@n1,http://n2",
+                "\"http://n2\": it must start with amqp://",
+            ),
+        ] {
+            let Err(error) = Brokers::parse(list) else {
+                panic!("{list} should be invalid");
+            };
+            let message = error.to_string();
+            assert!(message.contains(wanted), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn every_order_of_the_nodes_comes_up() {
+        let brokers = Brokers::parse("amqp://n1,amqp://n2,amqp://n3").expect("a valid list");
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..200 {
+            firsts.insert(brokers.shuffled()[0].redacted.clone());
+        }
+        assert_eq!(firsts.len(), 3, "{firsts:?}");
     }
 }

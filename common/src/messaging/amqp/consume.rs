@@ -126,7 +126,7 @@ pub(super) async fn run(
             }
             // The connection went while subscribing: subscribe on the next one, even the first
             // time, since that is a passing failure the client recovers from.
-            Err(_) if !session.is_alive() => continue,
+            Err(error) if !session.is_alive() && error.is_transient() => continue,
             Err(error) if is_passing(&error) => {
                 debug!(queue = consumer.source.queue(), %error, "could not subscribe yet; retrying");
             }

@@ -8,6 +8,9 @@ use lapin::{Channel, ErrorKind, ExchangeKind as LapinExchangeKind};
 
 use crate::messaging::{Compat, ExchangeKind, ExchangeSpec, MessagingError, QueueSpec, QueueType};
 
+/// The RabbitMQ 4 deprecated feature a non-durable, non-exclusive queue uses.
+pub(crate) const TRANSIENT_QUEUES_FEATURE: &str = "transient_nonexcl_queues";
+
 /// Declares a durable exchange.
 pub(super) async fn exchange(channel: &Channel, spec: &ExchangeSpec) -> Result<(), MessagingError> {
     declare_exchange(channel, &spec.name, spec.kind).await
@@ -173,20 +176,28 @@ async fn bind(
         })
 }
 
-/// PRECONDITION_FAILED means the thing exists with other properties: say which and how.
+/// PRECONDITION_FAILED means the thing exists with other properties: say which and how. A
+/// refused deprecated feature (RabbitMQ 4: 541, naming the feature) says which setting permits it.
 fn refusal(kind: &'static str, name: &str, operation: &str, error: lapin::Error) -> MessagingError {
-    if let ErrorKind::ProtocolError(amqp) = error.kind()
-        && matches!(
+    if let ErrorKind::ProtocolError(amqp) = error.kind() {
+        let detail = amqp.get_message().to_string();
+        if matches!(
             amqp.kind(),
             AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
-        )
-    {
-        return MessagingError::TopologyMismatch {
-            kind,
-            name: name.to_owned(),
-            detail: amqp.get_message().to_string(),
-            hint: String::new(),
-        };
+        ) {
+            return MessagingError::TopologyMismatch {
+                kind,
+                name: name.to_owned(),
+                detail,
+                hint: String::new(),
+            };
+        }
+        if detail.contains(TRANSIENT_QUEUES_FEATURE) {
+            return MessagingError::TransientQueueRefused {
+                queue: name.to_owned(),
+                detail,
+            };
+        }
     }
     MessagingError::Broker {
         operation: operation.to_owned(),

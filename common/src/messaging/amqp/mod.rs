@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use self::connect::BrokerAddress;
+use self::connect::Brokers;
 use self::consume::{Consumer, Source};
 use self::publish::Target;
 use self::session::{Declared, Session};
@@ -40,7 +40,7 @@ pub struct AmqpMessaging {
 /// State shared by the client, its supervisor, consumers and handler tasks.
 struct Shared {
     settings: MessagingSettings,
-    address: BrokerAddress,
+    brokers: Brokers,
     status: watch::Sender<LinkStatus>,
     /// The live session, `None` while reconnecting.
     session: watch::Sender<Option<Arc<Session>>>,
@@ -65,9 +65,15 @@ impl Shared {
         });
         if changed {
             match &status {
-                LinkStatus::Connected => info!(url = %self.address.redacted, "messaging connected"),
+                LinkStatus::Connected => {
+                    let node = self.session.borrow().as_ref().map(|s| s.node.clone());
+                    info!(
+                        node = node.as_deref().unwrap_or_default(),
+                        "messaging connected"
+                    );
+                }
                 LinkStatus::Closed => info!("messaging closed"),
-                other => warn!(url = %self.address.redacted, "messaging {other}"),
+                other => warn!(url = %self.brokers.redacted, "messaging {other}"),
             }
         }
     }
@@ -123,9 +129,9 @@ impl AmqpMessaging {
     /// Connects (retrying for up to `connect_timeout`) and starts the supervisor that keeps
     /// the connection alive.
     pub async fn connect(settings: MessagingSettings) -> Result<Self, MessagingError> {
-        let address = BrokerAddress::parse(&settings.url)?;
-        let connection = connect::connect_first(&address, &settings).await?;
-        let session = Session::open(connection)
+        let brokers = Brokers::parse(&settings.url)?;
+        let connected = connect::connect_first(&brokers, &settings).await?;
+        let session = Session::open(connected)
             .await
             .map_err(|source| MessagingError::Broker {
                 operation: "opening the publisher channel".into(),
@@ -133,7 +139,7 @@ impl AmqpMessaging {
             })?;
         let shared = Arc::new(Shared {
             settings,
-            address,
+            brokers,
             status: watch::Sender::new(LinkStatus::Connecting),
             session: watch::Sender::new(Some(session.clone())),
             stop_consuming: CancellationToken::new(),

@@ -117,7 +117,9 @@ where
         let session = shared.session_for_publish(deadline).await?;
         let outcome = match declare(session.clone()).await {
             Ok(()) => attempt(shared, &session, &target, message, properties.clone()).await,
-            Err(error) if session.is_alive() => Attempt::Failed(error),
+            // A refusal that closed the connection (RabbitMQ 4's deprecated features) is no
+            // outage: trying again on the next connection would be refused the same way.
+            Err(error) if session.is_alive() || !error.is_transient() => Attempt::Failed(error),
             Err(error) => Attempt::Interrupted(error),
         };
         match outcome {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::Shared;
-use super::connect::reconnect;
+use super::connect::{Connected, reconnect};
 use crate::messaging::{LinkStatus, MessagingError};
 
 /// How often the connection's state is checked besides lapin's events, as a safety net.
@@ -51,6 +51,8 @@ impl Declarations {
 
 pub(super) struct Session {
     pub(super) connection: Connection,
+    /// The node this connection is to (its URL, redacted).
+    pub(super) node: String,
     publisher: RwLock<Channel>,
     reopening: AsyncMutex<()>,
     declared: Mutex<Declarations>,
@@ -60,10 +62,12 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) async fn open(connection: Connection) -> Result<Arc<Self>, lapin::Error> {
+    pub(super) async fn open(connected: Connected) -> Result<Arc<Self>, lapin::Error> {
+        let Connected { connection, node } = connected;
         let publisher = confirm_channel(&connection).await?;
         Ok(Arc::new(Self {
             connection,
+            node,
             publisher: RwLock::new(publisher),
             reopening: AsyncMutex::new(()),
             declared: Mutex::default(),
@@ -178,7 +182,7 @@ pub(super) async fn watch(shared: Arc<Shared>, session: Arc<Session>) {
                     debug!(%error, "a channel was closed by the broker");
                 }
                 Some(Event::Error(error)) => {
-                    warn!(%error, "connection to the broker lost");
+                    warn!(node = %session.node, %error, "connection to the broker lost");
                     break;
                 }
                 Some(Event::ConnectionBlocked(reason)) => {
@@ -191,7 +195,7 @@ pub(super) async fn watch(shared: Arc<Shared>, session: Arc<Session>) {
             _ = poll.tick() => {
                 if !session.connection.status().connected() {
                     if !shared.closing.is_cancelled() {
-                        warn!("connection to the broker lost");
+                        warn!(node = %session.node, "connection to the broker lost");
                     }
                     break;
                 }
@@ -219,12 +223,12 @@ pub(super) async fn supervise(shared: Arc<Shared>, mut session: Arc<Session>) {
         shared.session.send_replace(None);
         shared.set_status(LinkStatus::Reconnecting);
         session = loop {
-            let Some(connection) =
-                reconnect(&shared.address, &shared.settings, &shared.closing).await
+            let Some(connected) =
+                reconnect(&shared.brokers, &shared.settings, &shared.closing).await
             else {
                 return;
             };
-            match Session::open(connection).await {
+            match Session::open(connected).await {
                 Ok(fresh) => break fresh,
                 Err(error) => {
                     warn!(%error, "reconnected, but opening the publisher channel failed; retrying")

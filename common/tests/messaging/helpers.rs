@@ -27,7 +27,8 @@ pub fn settings(url: &str) -> MessagingSettings {
     settings
 }
 
-pub async fn client(url: &str) -> AmqpMessaging {
+/// Logs of the test's clients to the test's output: errors, or what `RUST_LOG` asks for.
+pub fn init_logging() {
     let filter: Targets = std::env::var("RUST_LOG")
         .ok()
         .and_then(|directives| directives.parse().ok())
@@ -36,6 +37,10 @@ pub async fn client(url: &str) -> AmqpMessaging {
         .with(tracing_subscriber::fmt::layer().with_test_writer())
         .with(filter)
         .try_init();
+}
+
+pub async fn client(url: &str) -> AmqpMessaging {
+    init_logging();
     AmqpMessaging::connect(settings(url))
         .await
         .expect("connects to the test broker")

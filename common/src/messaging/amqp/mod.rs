@@ -90,9 +90,11 @@ impl Shared {
     /// A session that accepts publishes (connected and not blocked by an alarm), waiting for
     /// one until `deadline`.
     async fn session_for_publish(&self, deadline: Instant) -> Result<Arc<Session>, MessagingError> {
+        // A session found dead by a publish is skipped before the supervisor replaces it.
         let ready = |status: &LinkStatus, session: &Option<Arc<Session>>| {
             session
                 .clone()
+                .filter(|session| !session.lost.is_cancelled())
                 .filter(|_| !matches!(status, LinkStatus::Blocked(_)))
         };
         if let Some(session) = ready(&self.status.borrow(), &self.session.borrow()) {

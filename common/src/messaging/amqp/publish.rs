@@ -5,16 +5,20 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lapin::BasicProperties;
 use lapin::Confirmation;
 use lapin::options::BasicPublishOptions;
+use lapin::protocol::AMQPErrorKind;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use tokio::time::{Instant, timeout};
+use lapin::{BasicProperties, ErrorKind};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::time::{Instant, sleep, timeout};
 use tracing::Instrument;
 
 use super::Shared;
 use super::session::Session;
-use crate::messaging::{MessagingError, OutgoingMessage};
+use crate::messaging::{MessagingError, MessagingSettings, OutgoingMessage};
 use crate::telemetry;
 
 /// Where a message goes: `exchange` "" is the default exchange, routing straight to a queue.
@@ -38,6 +42,13 @@ enum Attempt {
     Confirmed,
     /// The channel or connection went away: worth trying again on a healthy one.
     Interrupted(MessagingError),
+    /// The broker refused to store it on `channel`: a quorum queue does while it elects a
+    /// leader, and RabbitMQ 3.10 goes on refusing everything a channel publishes to the queue
+    /// if its first publish came during the election. Worth trying again on a new channel.
+    Nacked {
+        error: MessagingError,
+        channel: lapin::Channel,
+    },
     Failed(MessagingError),
 }
 
@@ -113,6 +124,7 @@ where
     let properties = properties(&shared.settings.app_id, message);
     let mut deadline = Instant::now() + shared.settings.outage_wait;
     let (mut channel_errors, mut lost_connections) = (0, 0);
+    let mut nack_delays = nack_delays(&shared.settings);
     loop {
         let session = shared.session_for_publish(deadline).await?;
         let outcome = match declare(session.clone()).await {
@@ -125,6 +137,16 @@ where
         match outcome {
             Attempt::Confirmed => return Ok(()),
             Attempt::Failed(error) => return Err(error),
+            Attempt::Nacked { error, channel } => {
+                let delay = nack_delays
+                    .next()
+                    .unwrap_or(shared.settings.reconnect_max_delay);
+                if Instant::now() + delay >= deadline {
+                    return Err(error);
+                }
+                session.retire_publisher(&channel).await;
+                sleep(delay).await;
+            }
             Attempt::Interrupted(error) if session.is_alive() => {
                 channel_errors += 1;
                 if channel_errors > CHANNEL_RETRIES {
@@ -151,7 +173,12 @@ async fn attempt(
     message: &OutgoingMessage,
     properties: BasicProperties,
 ) -> Attempt {
-    let interrupted = |source| {
+    let interrupted = |source: lapin::Error| {
+        // Noticed here before the session's watcher saw it: the next attempt waits for the
+        // next connection instead of failing on this one again.
+        if is_connection_lost(&source) {
+            session.lost.cancel();
+        }
         Attempt::Interrupted(MessagingError::Broker {
             operation: format!("publishing to {}", target.describe()),
             source,
@@ -189,9 +216,31 @@ async fn attempt(
         Ok(Ok(Confirmation::Ack(Some(_)))) => Attempt::Failed(MessagingError::Unroutable {
             target: target.describe(),
         }),
-        Ok(Ok(Confirmation::Nack(_))) => Attempt::Failed(MessagingError::Nacked {
-            target: target.describe(),
-        }),
+        Ok(Ok(Confirmation::Nack(_))) => Attempt::Nacked {
+            error: MessagingError::Nacked {
+                target: target.describe(),
+            },
+            channel,
+        },
+    }
+}
+
+/// Between publishes the broker nacked: short at first (an election takes a moment), capped.
+fn nack_delays(settings: &MessagingSettings) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(settings.reconnect_min_delay)
+        .with_max_delay(settings.reconnect_max_delay)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Whether `error` means the whole connection is gone, not just this channel.
+fn is_connection_lost(error: &lapin::Error) -> bool {
+    match error.kind() {
+        ErrorKind::InvalidConnectionState(_) | ErrorKind::IOError(_) => true,
+        ErrorKind::ProtocolError(amqp) => matches!(amqp.kind(), AMQPErrorKind::Hard(_)),
+        _ => false,
     }
 }
 

@@ -26,6 +26,9 @@ use crate::messaging::{LinkStatus, MessagingError};
 /// How often the connection's state is checked besides lapin's events, as a safety net.
 const STATUS_POLL: Duration = Duration::from_millis(250);
 
+/// How long closing a retired publisher channel may take; it is abandoned either way.
+const RETIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What a publisher declares on the broker: each name once per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Declared {
@@ -101,6 +104,24 @@ impl Session {
         *self.declared.lock().unwrap_or_else(PoisonError::into_inner) = Declarations::default();
         debug!("publisher channel reopened");
         Ok(fresh)
+    }
+
+    /// Closes the publisher channel `channel` if it is still the current one, so the next
+    /// publish opens a fresh one (publishes in flight on it fail and are published again).
+    pub(super) async fn retire_publisher(&self, channel: &Channel) {
+        let _reopening = self.reopening.lock().await;
+        if self.current_publisher().id() != channel.id() || !channel.status().connected() {
+            return;
+        }
+        debug!(
+            channel = channel.id(),
+            "publisher channel retired after a nack"
+        );
+        if let Ok(Err(error)) =
+            tokio::time::timeout(RETIRE_TIMEOUT, channel.close(200, "nacked".into())).await
+        {
+            debug!(%error, "closing the retired publisher channel failed");
+        }
     }
 
     fn current_publisher(&self) -> Channel {

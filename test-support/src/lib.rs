@@ -8,6 +8,9 @@
 //! - [`SmallDisk`]: a small tmpfs a test fills, for full-disk behaviour (needs root).
 //! - [`TcpProxy`]: sits between a client and the broker and can cut every connection, to
 //!   test recovery without stopping the broker that other tests share.
+//! - [`Cluster`]: a RabbitMQ cluster of nodes of its own on this machine (needs root), whose
+//!   nodes a test kills, stops and restarts; `GOBLOG_RABBITMQ_ROOT` runs them from another
+//!   RabbitMQ's root file system (4.0, made by `scripts/ensure-rabbitmq4-root.sh`).
 //! - [`go_p9`]: stand-ins for the Go P9 services ([`GoAccountService`], [`GoVipService`],
 //!   [`GoBusListener`]) speaking AMQP exactly as the Go original does, so tests can pair our
 //!   services with "Go" on the real broker.
@@ -17,6 +20,7 @@
 
 mod broker;
 mod cleanup;
+mod cluster;
 mod database;
 mod disk;
 pub mod go_p9;
@@ -25,6 +29,7 @@ mod proxy;
 
 pub use broker::{Broker, amqp_url};
 pub use cleanup::Cleanup;
+pub use cluster::{Cluster, ClusterError};
 pub use database::{TestDatabase, postgres_url};
 pub use disk::SmallDisk;
 pub use go_p9::{GoAccountService, GoBusListener, GoP9Error, GoVipService};

@@ -314,11 +314,17 @@ impl Messaging for AmqpMessaging {
                 Ok(Ok(())) => {}
                 // A consumer's channel, dropped as its task ended, may still be closing: lapin
                 // then refuses the connection close, which the broker completes anyway when the
-                // socket goes. Every handler is done by now, so nothing is lost.
+                // socket goes. Or the node went away just now, closing it for us. Every handler
+                // is done by now, so nothing is lost either way.
                 Ok(Err(error))
-                    if matches!(error.kind(), lapin::ErrorKind::InvalidChannelState(..)) =>
+                    if matches!(
+                        error.kind(),
+                        lapin::ErrorKind::InvalidChannelState(..)
+                            | lapin::ErrorKind::InvalidConnectionState(..)
+                            | lapin::ErrorKind::IOError(..)
+                    ) =>
                 {
-                    debug!(%error, "a channel was still closing as the connection closed");
+                    debug!(%error, "the connection was closing or gone as it closed");
                 }
                 Ok(Err(source)) => {
                     return Err(MessagingError::Broker {

@@ -2,7 +2,9 @@
 # Runs every test of the workspace against a real RabbitMQ and PostgreSQL, each started (or
 # installed, as root with apt) if none answers: scripts/ensure-broker.sh, then
 # scripts/ensure-postgres.sh, then `cargo test --workspace --all-targets`. As root it also
-# runs the tests marked ignored for needing root (they mount a small tmpfs to fill a disk).
+# runs the tests marked ignored for needing root (they mount a small tmpfs to fill a disk, or
+# run RabbitMQ clusters of their own), and then the cluster tests again on RabbitMQ 4.0 from a
+# Debian trixie root file system (scripts/ensure-rabbitmq4-root.sh makes it once, ~1.5 min).
 #
 #   scripts/test.sh [CARGO TEST ARGUMENTS...]   # e.g. scripts/test.sh -p common -- --nocapture
 #
@@ -27,3 +29,8 @@ if [ "$(id -u)" = 0 ]; then
   esac
 fi
 cargo test --workspace --all-targets "$@" "${as_root[@]}"
+if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
+  rabbitmq4_root=$(scripts/ensure-rabbitmq4-root.sh | tail -n 1)
+  GOBLOG_RABBITMQ_ROOT=$rabbitmq4_root \
+    cargo test -p common -p test-support --test cluster -- --include-ignored
+fi

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::messaging::{
-    AmqpMessaging, ExchangeSpec, HandlerError, HandlerFn, IncomingMessage, Messaging,
+    AmqpMessaging, Compat, ExchangeSpec, HandlerError, HandlerFn, IncomingMessage, Messaging,
     MessagingError, QueueSpec, QueueType,
 };
 use serde_json::json;
@@ -295,4 +295,57 @@ async fn eventually_some<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// RabbitMQ 4.3 refuses a queue that is neither durable nor exclusive (the Go original's
+/// `vip_queue`, which the go-p9 mode declares) by closing the connection; 4.0 does the same
+/// when its `deprecated_features.permit.transient_nonexcl_queues` is false. The services then
+/// stop with an error naming the queue and that setting, and do not retry it as an outage.
+#[tokio::test]
+#[ignore = "needs root: runs rabbitmq-server nodes as user rabbitmq (scripts/test.sh runs it when root)"]
+async fn a_broker_refusing_the_go_queue_names_the_queue_and_the_setting() {
+    if std::env::var_os("GOBLOG_RABBITMQ_ROOT").is_none() {
+        eprintln!("RabbitMQ 3.10 has no deprecated features: this runs with GOBLOG_RABBITMQ_ROOT");
+        return;
+    }
+    let cluster = Cluster::start_with_config(
+        1,
+        &["deprecated_features.permit.transient_nonexcl_queues = false"],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("starting a node: {e}"));
+    let queue =
+        QueueSpec::work_queue(unique("go-queue"), QueueType::Quorum).with_compat(Compat::GoP9);
+    let named = client(&cluster, "go-p9").await;
+
+    let started = Instant::now();
+    let subscribed = named
+        .client
+        .subscribe_to_queue(&queue, "test", Consumed::default().handler())
+        .await;
+    let published = named
+        .client
+        .publish_on_queue(&queue, message(&json!({ "go": "p9" })))
+        .await;
+    for outcome in [subscribed.map(drop), published] {
+        let Err(error) = outcome else {
+            panic!("the broker accepted the Go queue");
+        };
+        assert!(
+            matches!(&error, MessagingError::TransientQueueRefused { queue: named, .. } if *named == queue.name),
+            "{error}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("deprecated_features.permit.transient_nonexcl_queues = true"),
+            "{text}"
+        );
+    }
+    assert!(
+        started.elapsed() < LIMIT,
+        "refused only after {:?}",
+        started.elapsed()
+    );
+    named.client.close().await.expect("closes");
+    cluster.shutdown().await.expect("node shut down");
 }

@@ -144,6 +144,8 @@ pub struct Cluster {
     id: String,
     install: Install,
     nodes: Vec<Node>,
+    /// Lines every node's `rabbitmq.conf` holds besides its listener.
+    config: String,
 }
 
 struct Node {
@@ -176,6 +178,12 @@ impl Cluster {
     /// Boots `nodes` nodes (one at least) one after another, joins them to node 0 and returns
     /// once every one runs and node 0 lists them all as running. Prints how long that took.
     pub async fn start(nodes: usize) -> Result<Self, ClusterError> {
+        Self::start_with_config(nodes, &[]).await
+    }
+
+    /// As [`Cluster::start`], with `config` lines added to every node's `rabbitmq.conf`
+    /// (e.g. `deprecated_features.permit.transient_nonexcl_queues = false`).
+    pub async fn start_with_config(nodes: usize, config: &[&str]) -> Result<Self, ClusterError> {
         assert!(nodes > 0, "a cluster of no node");
         if effective_uid()? != 0 {
             return Err(ClusterError::NeedsRoot);
@@ -188,6 +196,7 @@ impl Cluster {
             id,
             install,
             nodes: Vec::with_capacity(nodes),
+            config: config.iter().map(|line| format!("{line}\n")).collect(),
         };
         for i in 0..nodes {
             let node = cluster.prepare(i, ports[2 * i], ports[2 * i + 1])?;
@@ -438,7 +447,7 @@ impl Cluster {
         let files = [
             (
                 "rabbitmq.conf",
-                format!("listeners.tcp.1 = 127.0.0.1:{amqp_port}\n"),
+                format!("listeners.tcp.1 = 127.0.0.1:{amqp_port}\n{}", self.config),
             ),
             ("advanced.config", "[].\n".to_owned()),
             ("enabled_plugins", "[].\n".to_owned()),

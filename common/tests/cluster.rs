@@ -349,3 +349,86 @@ async fn a_broker_refusing_the_go_queue_names_the_queue_and_the_setting() {
     named.client.close().await.expect("closes");
     cluster.shutdown().await.expect("node shut down");
 }
+
+/// `amqp.password_file` is read at each connection attempt: a password rotated on the broker
+/// and in the file is used by the next reconnection, with no restart; a missing file or a
+/// wrong password is an error naming the setting, never the password.
+#[tokio::test]
+#[ignore = "needs root: runs rabbitmq-server nodes as user rabbitmq (scripts/test.sh runs it when root)"]
+async fn a_rotated_password_is_read_from_its_file_at_the_next_connection() {
+    let cluster = Cluster::start(1)
+        .await
+        .unwrap_or_else(|e| panic!("starting a node: {e}"));
+    let ctl = async |args: &[&str]| {
+        cluster
+            .rabbitmqctl(0, args)
+            .await
+            .unwrap_or_else(|e| panic!("rabbitmqctl {args:?}: {e}"))
+    };
+    let user = unique("rotated");
+    ctl(&["add_user", &user, "first-secret"]).await;
+    ctl(&["set_permissions", "-p", "/", &user, ".*", ".*", ".*"]).await;
+    let dir = tempfile::tempdir().expect("a folder");
+    let file = dir.path().join("amqp_password");
+    std::fs::write(&file, "first-secret\n").expect("password written");
+    let url = cluster.url(0).replacen("guest:guest", &user, 1);
+    let settings_with = |path: &std::path::Path| {
+        let mut settings = settings(&url);
+        settings.password_file = Some(path.to_owned());
+        settings.connect_timeout = Duration::from_secs(2);
+        settings
+    };
+    let queue = QueueSpec::work_queue(unique("rotation"), QueueType::Quorum);
+
+    let client = AmqpMessaging::connect(settings_with(&file))
+        .await
+        .expect("connects with the file's password");
+    client
+        .publish_on_queue(&queue, message(&json!({ "password": 1 })))
+        .await
+        .expect("published with the first password");
+
+    // Rotated on the broker and in the file; the open connection goes on, the next one uses
+    // the new password.
+    ctl(&["change_password", &user, "second-secret"]).await;
+    std::fs::write(&file, "second-secret\n").expect("password rotated");
+    let mut status = client.status();
+    ctl(&["close_all_connections", "password rotated"]).await;
+    status
+        .wait_for(|s| !s.is_connected())
+        .await
+        .expect("status published");
+    tokio::time::timeout(LIMIT, status.wait_for(|s| s.is_connected()))
+        .await
+        .expect("reconnected with the rotated password")
+        .expect("status published");
+    client
+        .publish_on_queue(&queue, message(&json!({ "password": 2 })))
+        .await
+        .expect("published with the second password");
+    client.close().await.expect("closes");
+
+    std::fs::write(&file, "first-secret\n").expect("old password written");
+    let Err(error) = AmqpMessaging::connect(settings_with(&file)).await else {
+        panic!("the old password was accepted");
+    };
+    assert!(
+        matches!(error, MessagingError::Authentication { .. }),
+        "{error}"
+    );
+    let missing = dir.path().join("absent");
+    let Err(error) = AmqpMessaging::connect(settings_with(&missing)).await else {
+        panic!("connected without a password file");
+    };
+    let text = error.to_string();
+    assert!(
+        matches!(error, MessagingError::PasswordFile { .. })
+            && text.contains("absent")
+            && text.contains("amqp.password_file"),
+        "{text}"
+    );
+    for text in [text, format!("{error:?}")] {
+        assert!(!text.contains("secret"), "{text}");
+    }
+    cluster.shutdown().await.expect("node shut down");
+}

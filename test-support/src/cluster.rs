@@ -369,6 +369,12 @@ impl Cluster {
         Ok(None)
     }
 
+    /// Runs `rabbitmqctl -n <node i> ARGS` (e.g. `add_user`, `close_all_connections`) and
+    /// returns what it printed.
+    pub async fn rabbitmqctl(&self, i: usize, args: &[&str]) -> Result<String, ClusterError> {
+        self.ctl(i, args, COMMAND_LIMIT).await
+    }
+
     /// Deletes queue `queue` (in vhost `/`) through a running node, if it exists.
     pub async fn delete_queue(&self, queue: &str) -> Result<(), ClusterError> {
         let i = self.running()?;

@@ -93,8 +93,10 @@ impl BootstrapError {
     fn connect(source: MessagingError) -> Self {
         let hint = match source {
             MessagingError::Authentication { .. } => {
-                "check the user and password in the setting `amqp_server_url`"
+                "check the user and password in the setting `amqp_server_url` (or the file \
+                 `amqp.password_file` names)"
             }
+            MessagingError::PasswordFile { .. } => "check the setting `amqp.password_file`",
             MessagingError::UnknownVhost { .. } => {
                 "check the virtual host in the setting `amqp_server_url`"
             }

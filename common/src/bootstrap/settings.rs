@@ -1,6 +1,7 @@
 //! The settings every service has (the keys of the Go original's config files), and how a
 //! service's own settings are loaded next to them from the same keys.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::Error as _;
@@ -63,6 +64,10 @@ pub struct AmqpTuning {
     pub confirm_timeout_ms: u64,
     /// How long startup waits for the broker.
     pub connect_timeout_ms: u64,
+    /// A file holding the password of `amqp_server_url`'s user (a Swarm secret), read at each
+    /// connection attempt: the URL then carries none, and a rotated password is picked up by
+    /// the next reconnection.
+    pub password_file: Option<PathBuf>,
 }
 
 impl Default for AmqpTuning {
@@ -74,6 +79,7 @@ impl Default for AmqpTuning {
             outage_wait_ms: 2_000,
             confirm_timeout_ms: 5_000,
             connect_timeout_ms: 60_000,
+            password_file: None,
         }
     }
 }
@@ -103,6 +109,7 @@ impl CoreSettings {
         settings.outage_wait = Duration::from_millis(self.amqp.outage_wait_ms);
         settings.confirm_timeout = Duration::from_millis(self.amqp.confirm_timeout_ms);
         settings.connect_timeout = Duration::from_millis(self.amqp.connect_timeout_ms);
+        settings.password_file.clone_from(&self.amqp.password_file);
         settings
     }
 

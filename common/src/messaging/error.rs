@@ -17,6 +17,13 @@ pub enum MessagingError {
     )]
     UnknownVhost { url: String, vhost: String },
 
+    #[error("cannot read the broker password from {path} (setting `amqp.password_file`): {source}")]
+    PasswordFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("could not connect to the broker at {url} within {waited:?}: {last_error}")]
     ConnectTimeout {
         url: String,

@@ -1,6 +1,7 @@
 //! How the messaging client behaves: every bound it applies is a setting with a default that
 //! suits a service on a LAN broker.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Messaging settings. `url` is the only one without a sensible default.
@@ -10,6 +11,10 @@ pub struct MessagingSettings {
     /// of such URLs (each connection attempt tries them in a random order); `?heartbeat=N` is
     /// honoured, else 2 s is used so a silent peer is noticed within about 5 s.
     pub url: String,
+    /// A file holding the password for every URL of `url` (which may then carry none), read
+    /// again at each connection attempt so that a rotated password (a new Swarm secret) is
+    /// used from the next reconnection on. Its trailing newline is ignored.
+    pub password_file: Option<PathBuf>,
     /// Stamped on every published message as `app_id`, e.g. `accountservice`.
     pub app_id: String,
     /// Shown in the broker's management UI: `{app_id}@{hostname}`.
@@ -46,6 +51,7 @@ impl MessagingSettings {
         let app_id = app_id.into();
         Self {
             url: url.into(),
+            password_file: None,
             connection_name: format!("{app_id}@{}", hostname()),
             app_id,
             prefetch: 200,

@@ -162,9 +162,19 @@ async fn attempt(
 ) -> Result<Connection, AttemptError> {
     let properties = ConnectionProperties::default()
         .with_connection_name(settings.connection_name.clone().into());
+    let mut uri = address.uri.clone();
+    if let Some(path) = &settings.password_file {
+        let password = std::fs::read_to_string(path).map_err(|source| {
+            AttemptError::Permanent(MessagingError::PasswordFile {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        uri.authority.userinfo.password = password.trim_end_matches(['\r', '\n']).to_owned();
+    }
     match timeout(
         settings.attempt_timeout,
-        Connection::connect_uri(address.uri.clone(), properties),
+        Connection::connect_uri(uri, properties),
     )
     .await
     {

@@ -12,7 +12,7 @@
 //!   migrated at startup, with the errors that tell "away" from "refused".
 //! - [`notification`]: the VIP notification both services exchange, and the account id rule.
 //! - [`contract`]: the metric names outside tools read.
-//! - [`redact`]: secrets never reach a log line.
+//! - [`redact`] and [`secret`]: secrets never reach a log line.
 
 pub mod bootstrap;
 pub mod config;
@@ -21,4 +21,5 @@ pub mod database;
 pub mod messaging;
 pub mod notification;
 pub mod redact;
+pub mod secret;
 pub mod telemetry;

@@ -13,6 +13,7 @@ use crate::config::unknown::{deserialize_noting_ignored, ignored_by_both};
 use crate::config::{InvalidSetting, Settings};
 use crate::messaging::{Compat, MessagingSettings, QueueSpec, QueueType};
 use crate::redact::url_list;
+use crate::secret::SecretUrl;
 use crate::telemetry::TelemetrySettings;
 
 /// Keys both services read, at the top level as in the original's `accountservice-dev.yml`.
@@ -22,8 +23,9 @@ pub struct CoreSettings {
     pub server_port: u16,
     /// A name to tell instances and profiles apart, shown by `/info`.
     pub server_name: String,
-    /// The broker, `amqp://user:password@host:port/vhost`.
-    pub amqp_server_url: String,
+    /// The broker, `amqp://user:password@host:port/vhost`, or a cluster's nodes as a
+    /// comma-separated list of such URLs.
+    pub amqp_server_url: SecretUrl,
     /// The Spring Cloud Bus topic exchange that carries refresh events.
     #[serde(default = "default_bus")]
     pub config_event_bus: String,
@@ -104,7 +106,7 @@ impl CoreSettings {
 
     /// The messaging client's settings for `application`.
     pub fn messaging(&self, application: &str) -> MessagingSettings {
-        let mut settings = MessagingSettings::new(&self.amqp_server_url, application);
+        let mut settings = MessagingSettings::new(self.amqp_server_url.clone(), application);
         settings.prefetch = self.amqp.prefetch;
         settings.outage_wait = Duration::from_millis(self.amqp.outage_wait_ms);
         settings.confirm_timeout = Duration::from_millis(self.amqp.confirm_timeout_ms);
@@ -114,7 +116,7 @@ impl CoreSettings {
     }
 
     fn validate(&self) -> Result<(), InvalidSetting> {
-        let urls = url_list(&self.amqp_server_url);
+        let urls = url_list(self.amqp_server_url.expose());
         if !urls
             .iter()
             .all(|url| url.starts_with("amqp://") || url.starts_with("amqps://"))

@@ -4,13 +4,15 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::secret::SecretUrl;
+
 /// Where to load settings from. Flatten it into a service's `clap::Parser`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ConfigArgs {
     /// Spring Cloud Config server to load settings from, e.g. http://configserver:8888;
     /// without it, settings come from the --config-repo folder.
     #[arg(long, env = "GOBLOG_CONFIG_SERVER_URL")]
-    pub config_server_url: Option<String>,
+    pub config_server_url: Option<SecretUrl>,
 
     /// Profile to load (Spring's active profiles; comma-separated, the last one wins).
     #[arg(long, env = "GOBLOG_PROFILE", default_value = "local")]
@@ -98,7 +100,7 @@ mod tests {
             "-configBranch=P8",
         ]);
         assert_eq!(
-            args.config_server_url.as_deref(),
+            args.config_server_url.as_ref().map(SecretUrl::expose),
             Some("http://configserver:8888")
         );
         assert_eq!(args.profile, "test");

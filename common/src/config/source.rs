@@ -48,7 +48,7 @@ impl ConfigSource {
     pub fn from_args(args: &ConfigArgs) -> Result<Self, ConfigError> {
         match &args.config_server_url {
             Some(url) => Ok(Self::Server(SpringCloudConfig::new(
-                url,
+                url.expose(),
                 &args.config_branch,
             )?)),
             None => Ok(Self::Local(LocalRepo::new(&args.config_repo))),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::DatabaseError;
 use crate::config::InvalidSetting;
 use crate::redact::redact_url;
+use crate::secret::SecretUrl;
 
 /// What a database is for in its service: the settings key it is configured under and its
 /// defaults.
@@ -28,7 +29,7 @@ pub struct DatabaseSettings<R: DatabaseRole> {
     /// `sqlite://PATH?mode=rwc` (the file and its folder are created; every replica on the
     /// host opens the same file) or `postgres://USER@HOST:PORT/DB` (replicas on several
     /// hosts). Printed with its password redacted.
-    pub database_url: String,
+    pub database_url: SecretUrl,
     /// A file holding the password of a `postgres://` URL (a Swarm secret), so that the URL
     /// in the settings carries none. Its trailing newline is ignored.
     pub database_password_file: Option<PathBuf>,
@@ -46,7 +47,7 @@ impl<R: DatabaseRole> Default for DatabaseSettings<R> {
 
 impl<R: DatabaseRole> DatabaseSettings<R> {
     /// The database at `url`, the other keys at their defaults.
-    pub fn at(url: impl Into<String>) -> Self {
+    pub fn at(url: impl Into<SecretUrl>) -> Self {
         Self {
             database_url: url.into(),
             database_password_file: None,
@@ -57,7 +58,7 @@ impl<R: DatabaseRole> DatabaseSettings<R> {
 
     /// A `sqlite:` or `postgres://` URL, and at least one connection.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        let url = &self.database_url;
+        let url = self.database_url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
             || url.starts_with("postgresql://"))
@@ -82,7 +83,7 @@ impl<R: DatabaseRole> DatabaseSettings<R> {
     /// The URL to connect with: the password file's content put into it, if one is set.
     pub fn url_with_password(&self) -> Result<String, DatabaseError> {
         let Some(path) = &self.database_password_file else {
-            return Ok(self.database_url.clone());
+            return Ok(self.database_url.expose().to_owned());
         };
         let password =
             std::fs::read_to_string(path).map_err(|source| DatabaseError::PasswordFile {
@@ -92,10 +93,10 @@ impl<R: DatabaseRole> DatabaseSettings<R> {
             })?;
         let invalid = |reason: &str| DatabaseError::Url {
             setting: R::SETTING,
-            url: redact_url(&self.database_url),
+            url: self.database_url.redacted(),
             source: sqlx::Error::Configuration(reason.into()),
         };
-        let mut url = url::Url::parse(&self.database_url)
+        let mut url = url::Url::parse(self.database_url.expose())
             .map_err(|_| invalid("not a URL to put the password file's password into"))?;
         url.set_password(Some(password.trim_end_matches(['\r', '\n'])))
             .map_err(|()| invalid("this URL cannot carry a password"))?;

@@ -4,13 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::secret::SecretUrl;
+
 /// Messaging settings. `url` is the only one without a sensible default.
 #[derive(Debug, Clone)]
 pub struct MessagingSettings {
     /// `amqp://user:password@host:port/vhost`, or a cluster's nodes as a comma-separated list
     /// of such URLs (each connection attempt tries them in a random order); `?heartbeat=N` is
     /// honoured, else 2 s is used so a silent peer is noticed within about 5 s.
-    pub url: String,
+    pub url: SecretUrl,
     /// A file holding the password for every URL of `url` (which may then carry none), read
     /// again at each connection attempt so that a rotated password (a new Swarm secret) is
     /// used from the next reconnection on. Its trailing newline is ignored.
@@ -47,7 +49,7 @@ pub struct MessagingSettings {
 }
 
 impl MessagingSettings {
-    pub fn new(url: impl Into<String>, app_id: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<SecretUrl>, app_id: impl Into<String>) -> Self {
         let app_id = app_id.into();
         Self {
             url: url.into(),

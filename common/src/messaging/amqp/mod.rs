@@ -131,7 +131,7 @@ impl AmqpMessaging {
     /// Connects (retrying for up to `connect_timeout`) and starts the supervisor that keeps
     /// the connection alive.
     pub async fn connect(settings: MessagingSettings) -> Result<Self, MessagingError> {
-        let brokers = Brokers::parse(&settings.url)?;
+        let brokers = Brokers::parse(settings.url.expose())?;
         let connected = connect::connect_first(&brokers, &settings).await?;
         let session = Session::open(connected)
             .await

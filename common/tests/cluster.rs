@@ -432,3 +432,98 @@ async fn a_rotated_password_is_read_from_its_file_at_the_next_connection() {
     }
     cluster.shutdown().await.expect("node shut down");
 }
+
+/// A user without the permission an operation needs gets an error naming the operation, the
+/// permission, the resource and how to grant it, at once: never a silent discard, never a
+/// retry loop.
+#[tokio::test]
+#[ignore = "needs root: runs rabbitmq-server nodes as user rabbitmq (scripts/test.sh runs it when root)"]
+async fn a_missing_permission_is_named_with_the_resource_and_how_to_grant_it() {
+    let cluster = Cluster::start(1)
+        .await
+        .unwrap_or_else(|e| panic!("starting a node: {e}"));
+    let ctl = async |args: &[&str]| {
+        cluster
+            .rabbitmqctl(0, args)
+            .await
+            .unwrap_or_else(|e| panic!("rabbitmqctl {args:?}: {e}"))
+    };
+    let queue = QueueSpec::work_queue(unique("guarded"), QueueType::Quorum);
+    // `guest` declares the queue; each user below lacks one permission on it.
+    let owner = AmqpMessaging::connect(settings(&cluster.url(0)))
+        .await
+        .expect("guest connects");
+    owner
+        .publish_on_queue(&queue, message(&json!({ "declared": true })))
+        .await
+        .expect("declared and published");
+    let everything = ".*";
+    for (user, configure, write, read, operation, refused) in [
+        (
+            "no-configure",
+            "^$",
+            everything,
+            everything,
+            "consume",
+            "configure permission",
+        ),
+        (
+            "no-read",
+            everything,
+            everything,
+            "^$",
+            "consume",
+            "read (exchange) permission",
+        ),
+        (
+            // Its own queues, not the default exchange that publishes to them.
+            "no-write",
+            everything,
+            "^guarded\\.",
+            everything,
+            "publish",
+            "write permission",
+        ),
+    ] {
+        ctl(&["add_user", user, "pw"]).await;
+        ctl(&["set_permissions", "-p", "/", user, configure, write, read]).await;
+        let url = cluster
+            .url(0)
+            .replacen("guest:guest", &format!("{user}:pw"), 1);
+        let client = AmqpMessaging::connect(settings(&url))
+            .await
+            .unwrap_or_else(|e| panic!("{user} connects: {e}"));
+        let started = Instant::now();
+        let outcome = if operation == "consume" {
+            client
+                .subscribe_to_queue(&queue, "test", Consumed::default().handler())
+                .await
+                .map(drop)
+        } else {
+            client
+                .publish_on_queue(&queue, message(&json!({ "by": user })))
+                .await
+        };
+        let Err(error) = outcome else {
+            panic!("{user} could {operation}");
+        };
+        let text = error.to_string();
+        assert!(
+            matches!(error, MessagingError::PermissionDenied { .. })
+                && text.contains(refused)
+                && text.contains(&format!("refused for user '{user}'"))
+                && (text.contains(&queue.name) || text.contains("amq.default"))
+                && text.contains("set_permissions"),
+            "{user}: {text}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{user}: refused after {:?}",
+            started.elapsed()
+        );
+        eprintln!("{user}: {text}");
+        client.close().await.expect("closes");
+    }
+    owner.close().await.expect("closes");
+    cluster.shutdown().await.expect("node shut down");
+}

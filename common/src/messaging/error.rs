@@ -63,6 +63,19 @@ pub enum MessagingError {
     )]
     TransientQueueRefused { queue: String, detail: String },
 
+    /// The broker's user lacks `permission` (configure, write or read) for this; `detail` is
+    /// the broker's word, which names the resource and the user.
+    #[error(
+        "{operation} was refused: {detail}; grant the user {permission} permission on it \
+         (rabbitmqctl set_permissions -p VHOST USER CONFIGURE WRITE READ, each a pattern of the \
+         queue and exchange names the user may configure, write to and read from)"
+    )]
+    PermissionDenied {
+        operation: String,
+        permission: &'static str,
+        detail: String,
+    },
+
     #[error("{operation} failed: {source}")]
     Broker {
         operation: String,
@@ -75,6 +88,29 @@ pub enum MessagingError {
 }
 
 impl MessagingError {
+    /// A broker error from an operation that needs `permission` (e.g. `"configure"`):
+    /// [`MessagingError::PermissionDenied`] if the broker refused access.
+    pub(crate) fn needing(
+        permission: &'static str,
+        operation: impl Into<String>,
+        source: lapin::Error,
+    ) -> Self {
+        let operation = operation.into();
+        if let lapin::ErrorKind::ProtocolError(amqp) = source.kind()
+            && matches!(
+                amqp.kind(),
+                lapin::protocol::AMQPErrorKind::Soft(lapin::protocol::AMQPSoftError::ACCESSREFUSED)
+            )
+        {
+            return Self::PermissionDenied {
+                operation,
+                permission,
+                detail: amqp.get_message().to_string(),
+            };
+        }
+        Self::Broker { operation, source }
+    }
+
     /// Adds what to do to a [`MessagingError::TopologyMismatch`]; other errors stay as they are.
     pub(crate) fn with_hint(self, what_to_do: &str) -> Self {
         match self {

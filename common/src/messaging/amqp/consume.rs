@@ -220,7 +220,9 @@ async fn subscribe_and_consume(
             FieldTable::default(),
         )
         .await
-        .map_err(broker("starting to consume"))?;
+        .map_err(|source| {
+            MessagingError::needing("read", format!("consuming from queue {queue:?}"), source)
+        })?;
     consumer.active.send_replace(true);
     if let Some(first) = first.take() {
         let _ = first.send(Ok(()));

@@ -139,7 +139,10 @@ async fn declare_exchange(
             FieldTable::default(),
         )
         .await
-        .map_err(|e| refusal("exchange", name, &format!("declaring exchange {name:?}"), e))
+        .map_err(|e| {
+            let operation = format!("declaring exchange {name:?}");
+            refusal("exchange", name, &operation, "configure", e)
+        })
 }
 
 async fn declare_queue(
@@ -152,7 +155,10 @@ async fn declare_queue(
         .queue_declare(ShortString::from(name), options, args)
         .await
         .map(drop)
-        .map_err(|e| refusal("queue", name, &format!("declaring queue {name:?}"), e))
+        .map_err(|e| {
+            let operation = format!("declaring queue {name:?}");
+            refusal("queue", name, &operation, "configure", e)
+        })
 }
 
 async fn bind(
@@ -172,13 +178,25 @@ async fn bind(
         .await
         .map_err(|e| {
             let operation = format!("binding queue {queue:?} to {exchange:?} with {key:?}");
-            refusal("queue", queue, &operation, e)
+            refusal(
+                "queue",
+                queue,
+                &operation,
+                "write (queue) and read (exchange)",
+                e,
+            )
         })
 }
 
 /// PRECONDITION_FAILED means the thing exists with other properties: say which and how. A
 /// refused deprecated feature (RabbitMQ 4: 541, naming the feature) says which setting permits it.
-fn refusal(kind: &'static str, name: &str, operation: &str, error: lapin::Error) -> MessagingError {
+fn refusal(
+    kind: &'static str,
+    name: &str,
+    operation: &str,
+    permission: &'static str,
+    error: lapin::Error,
+) -> MessagingError {
     if let ErrorKind::ProtocolError(amqp) = error.kind() {
         let detail = amqp.get_message().to_string();
         if matches!(
@@ -199,8 +217,5 @@ fn refusal(kind: &'static str, name: &str, operation: &str, error: lapin::Error)
             };
         }
     }
-    MessagingError::Broker {
-        operation: operation.to_owned(),
-        source: error,
-    }
+    MessagingError::needing(permission, operation, error)
 }

@@ -179,10 +179,12 @@ async fn attempt(
         if is_connection_lost(&source) {
             session.lost.cancel();
         }
-        Attempt::Interrupted(MessagingError::Broker {
-            operation: format!("publishing to {}", target.describe()),
-            source,
-        })
+        let operation = format!("publishing to {}", target.describe());
+        match MessagingError::needing("write", operation, source) {
+            // Publishing again would be refused again.
+            denied @ MessagingError::PermissionDenied { .. } => Attempt::Failed(denied),
+            error => Attempt::Interrupted(error),
+        }
     };
     let channel = match session.publisher().await {
         Ok(channel) => channel,

@@ -11,16 +11,23 @@
 #
 # 1. Static release binaries (no libc needed at run time, so the images are FROM scratch).
 # 2. Images: accountservice and vipservice from docker/*.Dockerfile, each carrying the
-#    config-repo's files at /config-repo (profile `article` by default); RabbitMQ and
-#    PostgreSQL from debootstrapped Debian root file systems (scripts/build-rabbitmq-image.sh
-#    and scripts/build-postgres-image.sh, their bases cached; --article needs no PostgreSQL),
-#    and with --monitoring Prometheus likewise (scripts/build-prometheus-image.sh).
-# 3. `docker stack deploy` of docker/docker-stack.yml (creates what is missing, updates changed
+#    config-repo's files at /config-repo (profile `article` by default); RabbitMQ (4.0, from
+#    Debian trixie) and PostgreSQL from debootstrapped Debian root file systems
+#    (scripts/build-rabbitmq-image.sh and scripts/build-postgres-image.sh, their bases cached;
+#    --article needs no PostgreSQL), and with --monitoring Prometheus likewise
+#    (scripts/build-prometheus-image.sh).
+# 3. The RabbitMQ cluster's Erlang cookie, a Swarm secret (STACK_rabbitmq_erlang_cookie), on
+#    the stack's first deploy: 32 bytes from the kernel's random source, base64, piped into
+#    `docker secret create` (never written to a file, never committed). An existing one is
+#    kept as it is; `docker stack rm` removes it with the stack.
+# 4. `docker stack deploy` of docker/docker-stack.yml (creates what is missing, updates changed
 #    specs), then `docker service update --image IMAGE --force` for the services that were
 #    already running: their image tag is unchanged, so only --force rolls them onto the new
-#    binaries. RabbitMQ and PostgreSQL (one task, one volume each: stop-first, so a short
-#    outage) are rolled only when their image is not the one their task runs; so is
-#    Prometheus, whose image carries its scrape config (docker/prometheus/prometheus.yml).
+#    binaries. PostgreSQL (one task, one volume: stop-first, so a short outage) is rolled only
+#    when its image is not the one its task runs; so is Prometheus, whose image carries its
+#    scrape config (docker/prometheus/prometheus.yml), and so is each node of the RabbitMQ
+#    cluster (rabbitmq-1, -2, -3), one after the other, each answering AMQP again before the
+#    next stops: the other two keep the cluster and its quorum queues available meanwhile.
 #
 # --monitoring adds docker/docker-stack.monitoring.yml to the stack files: service prometheus
 # scrapes both services and RabbitMQ's Prometheus plugin, and publishes its UI and API on
@@ -43,14 +50,18 @@
 # Swarm"): every service gets --endpoint-mode dnsrr and -p=6767:6767 is
 # --publish mode=host,target=6767,published=6767 (no virtual-IP balancer or routing mesh
 # there); RabbitMQ publishes only its management console, on 15673 (the host's own broker may
-# hold 5672 and 15672); --no-resolve-image, as the images are local; and each `service rm`
-# waits for the old task's container to be gone, so the new one finds port 6767 free. The
-# stack and --article use the same port, so one runs at a time.
+# hold 5672 and 15672), and is the image alone: a standalone broker, no cluster (the stack's
+# three nodes are given the environment that makes them one); --no-resolve-image, as the
+# images are local; and each `service rm` waits for the old task's container to be gone, so
+# the new one finds port 6767 free. The stack and --article use the same port, so one runs at
+# a time.
 #
 # Environment: GOBLOG_STACK (stack name, default goblog), ACCOUNTSERVICE_IMAGE,
 # VIPSERVICE_IMAGE, RABBITMQ_IMAGE, POSTGRES_IMAGE, PROMETHEUS_IMAGE, GOBLOG_CONFIG_REPO (the
 # files the images carry and the stack mounts, default config-repo/), RABBITMQ_MANAGEMENT_PORT
-# (default 15673), PROMETHEUS_PORT (default 9090), and every variable of the stack files.
+# (rabbitmq-1's console, and the article's broker's; default 15673), RABBITMQ_MANAGEMENT_PORT_2
+# and _3 (rabbitmq-2's and -3's, default 15674 and 15675), PROMETHEUS_PORT (default 9090), and
+# every variable of the stack files.
 # Set GOBLOG_STACK_FILES to deploy more compose files on top (e.g. the config-server one).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -182,6 +193,16 @@ export GOBLOG_CONFIG_VERSION GOBLOG_SECRETS_VERSION
 GOBLOG_CONFIG_VERSION=$(content_version "$GOBLOG_CONFIG_REPO"/*.yml)
 GOBLOG_SECRETS_VERSION=$(content_version docker/secrets/*)
 
+# The RabbitMQ nodes' Erlang cookie: made here once per stack, from the kernel's random
+# source, straight into the swarm (no file); kept as it is by every later deploy. Labelled as
+# the stack's, so `docker stack rm` takes it away with the stack's own secrets.
+export RABBITMQ_ERLANG_COOKIE_SECRET="${STACK}_rabbitmq_erlang_cookie"
+if ! docker secret inspect "$RABBITMQ_ERLANG_COOKIE_SECRET" >/dev/null 2>&1; then
+  head -c 32 /dev/urandom | base64 |
+    docker secret create --label "com.docker.stack.namespace=$STACK" "$RABBITMQ_ERLANG_COOKIE_SECRET" - >/dev/null
+  say "created secret $RABBITMQ_ERLANG_COOKIE_SECRET (the RabbitMQ cluster's Erlang cookie)"
+fi
+
 # Published ports are host-mode (see docker-stack.yml): on a one-node swarm a start-first
 # update of accountservice would wait forever for host port 6767, which the old task holds.
 if [ -z "${ACCOUNTSERVICE_UPDATE_ORDER:-}" ] && [ "$(docker node ls -q | wc -l)" -eq 1 ]; then
@@ -212,7 +233,21 @@ running_image() {
   id=$(docker ps -q --filter "label=com.docker.swarm.service.name=$1" | head -n 1)
   [ -z "$id" ] || docker inspect -f '{{.Image}}' "$id"
 }
-singletons=(rabbitmq:"$RABBITMQ_IMAGE" postgres:"$POSTGRES_IMAGE")
+# Polls until a container of broker service $1 answers AMQP (bounded: 330 s, the boot window
+# of the stack's health check). A node's health check passes while it boots (the stack file
+# says why), so `docker service update` returns before the node is back in the cluster.
+wait_broker_ready() {
+  local until=$((SECONDS + 330)) id
+  while :; do
+    id=$(docker ps -q --filter "label=com.docker.swarm.service.name=$1" | head -n 1)
+    [ -z "$id" ] || ! docker exec "$id" /usr/local/bin/amqp-ping >/dev/null 2>&1 || return 0
+    [ $SECONDS -lt $until ] || die "$1 does not answer AMQP 330 s after its update"
+    sleep 1 # poll interval; the deadline bounds the wait
+  done
+}
+# One at a time, each update awaited before the next: the RabbitMQ nodes in turn.
+singletons=(rabbitmq-1:"$RABBITMQ_IMAGE" rabbitmq-2:"$RABBITMQ_IMAGE" rabbitmq-3:"$RABBITMQ_IMAGE"
+  postgres:"$POSTGRES_IMAGE")
 [ "$monitoring" = false ] || singletons+=(prometheus:"$PROMETHEUS_IMAGE")
 for svc in "${singletons[@]}"; do
   name="${STACK}_${svc%%:*}" image="${svc#*:}"
@@ -221,11 +256,21 @@ for svc in "${singletons[@]}"; do
   if [ -n "$running" ] && [ "$running" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
     say "updating $name onto its rebuilt image (stop-first: it is away for a moment)"
     docker service update --quiet --no-resolve-image --image "$image" --force "$name" >/dev/null
+    case "${svc%%:*}" in rabbitmq-*) wait_broker_ready "$name" ;; esac
   fi
 done
 
+# A stack deployed before the cluster ran one broker, service rabbitmq: `stack deploy` leaves
+# a service the file no longer names running. Nothing connects to it any more.
+if grep -qx "${STACK}_rabbitmq" <<<"$existing"; then
+  say "service ${STACK}_rabbitmq (the single broker of an earlier deploy) still runs beside the cluster:" \
+    "once its queues are empty (rabbitmqctl list_queues), remove it: docker service rm ${STACK}_rabbitmq"
+fi
+
 say "deployed. accountservice: http://127.0.0.1:6767/accounts/10000"
-say "RabbitMQ management: http://127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}/"
+say "RabbitMQ management (any node shows the cluster): http://127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}/ (rabbitmq-1)," \
+  "${RABBITMQ_MANAGEMENT_PORT_2:-15674} (rabbitmq-2), ${RABBITMQ_MANAGEMENT_PORT_3:-15675} (rabbitmq-3)"
+say "cluster status: docker exec \$(docker ps -q -f label=com.docker.swarm.service.name=${STACK}_rabbitmq-1) rabbitmqctl cluster_status"
 say "offers database: docker exec -it \$(docker ps -q -f label=com.docker.swarm.service.name=${STACK}_postgres) psql -d offers"
 say "vipservice ports: docker port CONTAINER 6868 (one ephemeral host port per replica)"
 [ "$monitoring" = false ] ||

@@ -57,7 +57,7 @@ if command -v promtool >/dev/null 2>&1; then
   if out=$(promtool check config docker/prometheus/prometheus.yml 2>&1); then pass; else flunk $'\n'"$out"; fi
 fi
 
-scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping docker/postgres/entrypoint
+scripts=(copyall.sh scripts/*.sh scripts/lib/*.sh docker/rabbitmq/amqp-ping docker/rabbitmq/entrypoint docker/postgres/entrypoint
   docker/prometheus/prometheus-ready)
 check "bash -n ${scripts[*]}"
 if out=$(for s in "${scripts[@]}"; do bash -n "$s" || exit 1; done 2>&1); then pass; else flunk "$out"; fi

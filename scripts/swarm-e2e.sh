@@ -26,12 +26,14 @@
 # The stack (production: PostgreSQL, secrets, rolling updates, Prometheus):
 #  8. images and stack: ./copyall.sh --monitoring (static binaries, images, docker stack deploy
 #     of docker/docker-stack.yml and docker/docker-stack.monitoring.yml)
-#  9. health: RabbitMQ, PostgreSQL (and vipservice's role logging in to it over the overlay
-#     network, with the secret's password), accountservice and vipservice, Prometheus (polled,
-#     with a deadline)
+#  9. health: the three RabbitMQ nodes (rabbitmq-1, -2, -3) healthy, `rabbitmqctl
+#     cluster_status` listing 3 running nodes and each answering AMQP; PostgreSQL (and
+#     vipservice's role logging in to it over the overlay network, with the secret's
+#     password), accountservice and vipservice, vip_queue a quorum queue with a member on every
+#     node, all three online, Prometheus (polled, with a deadline)
 # 10. `curl /accounts/10000` → one offer in the offers database, GET /offers/10000 lists it
 # 11. Prometheus on 127.0.0.1:9090: /api/v1/targets has every target of jobs accountservice,
-#     vipservice and rabbitmq up (one each); queries show vip_queue's broker figures (each
+#     vipservice and rabbitmq up (one each, three brokers); queries show vip_queue's broker figures (each
 #     rabbitmq_* metric the Grafana dashboard uses), the VIP read of step 10 counted by
 #     accountservice and its offer by vipservice, and every dashboard query is answered
 # 12. `docker service scale vipservice=2` → four VIP reads are split 2/2 across the replicas,
@@ -41,22 +43,28 @@
 #     /offers/10000 is the same on both new replicas
 # 14. `docker service update --force postgres` (a new task on the same volume) → the offers
 #     are all still there, and the replicas, back to healthy, record the next one
-# 15. the broker away (`docker service scale rabbitmq=0`), VIP reads answered 200 wait in the
-#     outbox table of the stack's PostgreSQL; `docker service update --force accountservice`
-#     replaces the task meanwhile; the broker back → the outbox empties and every one of those
-#     reads is one offer
-# 16. removes the stack and its volumes, and leaves the swarm and stops dockerd only if this
-#     script began them; the last line is the total time
+# 15. the whole broker cluster away (`docker service scale rabbitmq-1=0 rabbitmq-2=0
+#     rabbitmq-3=0`), VIP reads answered 200 wait in the outbox table of the stack's
+#     PostgreSQL; `docker service update --force accountservice` replaces the task meanwhile;
+#     the three back → the outbox empties and every one of those reads is one offer
+# 16. `docker kill` of the container of the broker node leading vip_queue (`rabbitmqctl
+#     list_queues name leader`) during a paced VIP load (reads answered before the kill and
+#     again after the node is back, awaited by count) → another node leads, the killed one
+#     comes back (a new task on its volume) and rejoins, vip_queue's three members are online
+#     again, and every read answered 200 is exactly one offer (lost 0)
+# 17. removes the stack, its volumes and the broker's Erlang cookie secret, and leaves the
+#     swarm and stops dockerd only if this script began them; the last line is the total time
 #
 # The database is read with psql through `docker exec` into the postgres task (it publishes no
 # port); each vipservice replica of the stack is reached on its own host-mode port (`docker
-# port`); the queue is read with rabbitmqctl in the broker's task; Prometheus's answers are
+# port`); the queue is read with rabbitmqctl in a broker's task; Prometheus's answers are
 # read with jq (installed with apt if missing). One line per step; exits
 # non-zero at the first failure (cleanup still runs, via a trap, and removes the stack, the
 # article's services and my_network, whichever exist then).
 #
 #   scripts/swarm-e2e.sh                the whole walkthrough
-#   scripts/swarm-e2e.sh --broker-only  steps 1-2 and 8-9 for RabbitMQ and PostgreSQL only
+#   scripts/swarm-e2e.sh --broker-only  steps 1-2 and 8-9 for RabbitMQ (the cluster) and
+#                                       PostgreSQL only
 #                                       (the service images are built and deployed, their
 #                                       health is not awaited)
 #   scripts/swarm-e2e.sh --article-only steps 1-7 (and the cleanup)
@@ -91,6 +99,8 @@ mkdir -p "$LOGS_DIR"
 STACK="$GOBLOG_STACK"
 # The article's service names (no stack prefix) and network.
 ARTICLE_SERVICES=(rabbitmq accountservice vipservice)
+# The stack's RabbitMQ cluster: one service per node (docker/docker-stack.yml).
+BROKERS=(rabbitmq-1 rabbitmq-2 rabbitmq-3)
 ARTICLE_NETWORK=my_network
 # VIP reads of step 6, each to be one "Got a message" of the Go stand-in.
 GO_READS=20
@@ -163,7 +173,7 @@ no_stack_containers() {
 # failed, if it did.
 remove_stack() {
   local svc volume left=""
-  for svc in rabbitmq postgres accountservice vipservice prometheus; do
+  for svc in "${BROKERS[@]}" postgres accountservice vipservice prometheus; do
     save_logs "${STACK}_$svc" "$LOGS_DIR/swarm-$svc.log"
   done
   docker stack rm "$STACK" >/dev/null 2>&1
@@ -175,12 +185,19 @@ remove_stack() {
   if docker network inspect "${STACK}_goblog" >/dev/null 2>&1; then
     docker network rm "${STACK}_goblog" >/dev/null 2>&1
   fi
-  for volume in "${STACK}_rabbitmq-data" "${STACK}_postgres-data" "${STACK}_prometheus-data"; do
+  for volume in "${STACK}_rabbitmq-1-data" "${STACK}_rabbitmq-2-data" "${STACK}_rabbitmq-3-data" \
+    "${STACK}_postgres-data" "${STACK}_prometheus-data"; do
     if docker volume inspect "$volume" >/dev/null 2>&1; then
       docker volume rm "$volume" >/dev/null 2>&1 || left+=" $volume"
     fi
   done
   [ -z "$left" ] || { printf 'could not remove volume(s)%s' "$left"; return 1; }
+  # copyall.sh's Erlang cookie: `stack rm` removes it (it carries the stack's label), unless
+  # a failed run left one without.
+  if docker secret inspect "${STACK}_rabbitmq_erlang_cookie" >/dev/null 2>&1; then
+    docker secret rm "${STACK}_rabbitmq_erlang_cookie" >/dev/null 2>&1 ||
+      { printf 'could not remove secret %s' "${STACK}_rabbitmq_erlang_cookie"; return 1; }
+  fi
 }
 
 no_article_containers() {
@@ -270,11 +287,54 @@ container_gone() { ! docker ps -q --no-trunc | grep -q "^$1"; }
 # "Got a message" lines in one container's log: which replica consumed what (the database
 # does not record the replica).
 messages_in() { docker logs "$1" 2>&1 | grep -c "Got a message" || true; }
+# A running broker container: the article's rabbitmq, or the first of the stack's nodes
+# whose container answers AMQP (any node of the cluster answers for all its queues).
+broker() {
+  local svc id
+  for svc in rabbitmq "${BROKERS[@]}"; do
+    for id in $(containers_of "$svc"); do
+      if timeout 10 docker exec "$id" /usr/local/bin/amqp-ping >/dev/null 2>&1; then
+        echo "$id"
+        return 0
+      fi
+    done
+  done
+  return 1
+}
+# rabbitmqctl "$@" in a running broker container.
+broker_ctl() {
+  local id
+  id=$(broker) || { echo "swarm-e2e: no broker container answers" >&2; return 1; }
+  timeout 30 docker exec "$id" rabbitmqctl -q "$@"
+}
 # Messages ready plus unacknowledged in vip_queue ("" while it does not exist).
 queue_depth() {
-  timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name messages messages_unacknowledged |
-    awk '$1 == "vip_queue" {print $2 + $3}'
+  broker_ctl list_queues name messages messages_unacknowledged | awk '$1 == "vip_queue" {print $2 + $3}'
 }
+# The stack's brokers: "running nodes" as `rabbitmqctl cluster_status` lists them.
+running_nodes() {
+  broker_ctl cluster_status --formatter json | jq -r '.running_nodes | length'
+}
+# True when the cluster lists 3 running nodes and each node's container answers AMQP.
+cluster_up() {
+  local svc id
+  [ "$(running_nodes)" = 3 ] || return 1
+  for svc in "${BROKERS[@]}"; do
+    id=$(containers_of "$svc")
+    [ -n "$id" ] && timeout 10 docker exec "$id" /usr/local/bin/amqp-ping >/dev/null 2>&1 || return 1
+  done
+}
+# vip_queue's leader node (rabbit@rabbitmq-N), its member count and how many of those members
+# run: "leader members online". A node that is away stays a member (members are never removed
+# automatically), so only "online" tells that its member is back.
+vip_queue_leader() {
+  broker_ctl list_queues name leader members online --formatter json |
+    jq -r '.[] | select(.name == "vip_queue") | "\(.leader) \(.members | length) \(.online | length)"'
+}
+# True when vip_queue has a member on each of the three nodes and all three run.
+vip_queue_has_3_members() { [ "$(vip_queue_leader | cut -d' ' -f2-)" = "3 3" ]; }
+# "rabbit@rabbitmq-N with 3 members, 3 online", for messages.
+vip_queue_summary() { vip_queue_leader | awk '{printf "%s with %s members, %s online", $1, $2, $3}'; }
 # `docker service scale vipservice=2`, then four VIP reads: true when each replica logged two
 # more "Got a message" lines (within the deadline); otherwise prints what each did.
 scale_to_two_splits_2_2() {
@@ -300,8 +360,9 @@ split_is_2_2() {
 
 # --- 1. engine ------------------------------------------------------------------------------
 command -v curl >/dev/null 2>&1 || { echo "swarm-e2e: needs curl" >&2; exit 1; }
-# Prometheus's API answers JSON (step 11); only the stack's service steps ask it.
-if [ "$BROKER_ONLY" = false ] && [ "$ARTICLE_ONLY" = false ] && ! command -v jq >/dev/null 2>&1; then
+# Prometheus's API answers JSON (step 11), and so does `rabbitmqctl cluster_status` for the
+# stack's brokers (step 9 on): the stack's steps need jq.
+if [ "$ARTICLE_ONLY" = false ] && ! command -v jq >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || { echo "swarm-e2e: needs jq (apt-get install jq)" >&2; exit 1; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >"$LOGS_DIR/apt-jq.log" 2>&1 ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >>"$LOGS_DIR/apt-jq.log" 2>&1; } ||
@@ -395,8 +456,7 @@ if [ "$BROKER_ONLY" = false ]; then
   no_vipservice() { [ -z "$(containers_of vipservice)" ]; }
   wait_for no_vipservice || fail "vipservice's containers still run after ${DEADLINE}s"
   [ "$(queue_depth)" = 0 ] || fail "vip_queue holds $(queue_depth) with its consumers gone"
-  timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q delete_queue vip_queue >/dev/null ||
-    fail "rabbitmqctl delete_queue vip_queue"
+  broker_ctl delete_queue vip_queue >/dev/null || fail "rabbitmqctl delete_queue vip_queue"
   old_task=$(containers_of accountservice)
   docker service update --detach --quiet --args "--config-repo=/config-repo --profile=article,migration" \
     accountservice >/dev/null || fail "docker service update --args ... accountservice"
@@ -406,9 +466,11 @@ if [ "$BROKER_ONLY" = false ]; then
     --replicas=1 --network="$ARTICLE_NETWORK" "$GO_P9_VIPSERVICE_IMAGE" >/dev/null ||
     fail "docker service create --name=vipservice $GO_P9_VIPSERVICE_IMAGE"
   wait_for service_healthy vipservice 1 || fail "the Go stand-in not healthy within ${DEADLINE}s"
-  # durable, type, arguments: Go's declaration, whoever made it.
-  declared=$(timeout 30 docker exec "$(containers_of rabbitmq)" rabbitmqctl -q list_queues name durable type arguments |
+  # durable, type, arguments: Go's declaration, whoever made it. RabbitMQ 4 records the
+  # queue type it chose as an argument of a declaration that named none.
+  declared=$(broker_ctl list_queues name durable type arguments |
     awk '$1 == "vip_queue" {print $2, $3, $4}')
+  declared=${declared/\[\{\"x-queue-type\",\"classic\"\}\]/[]}
   [ "$declared" = "false classic []" ] || fail "vip_queue is declared '$declared' (durable type arguments), not as Go declares it"
   for _ in $(seq "$GO_READS"); do
     curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:6767/accounts/10000 || fail "GET /accounts/10000"
@@ -444,9 +506,14 @@ ok "$(docker image inspect -f '{{.Size}}' "${ACCOUNTSERVICE_IMAGE:-goblog-rs/acc
   awk '{printf "accountservice image %.1f MB", $1/1e6}')"
 
 # --- 9. health ------------------------------------------------------------------------------
-step "RabbitMQ healthy"
-wait_for service_healthy rabbitmq 1 || fail "not healthy within ${DEADLINE}s"
-ok "$(docker stats --no-stream --format '{{.MemUsage}}' "$(containers_of rabbitmq)" | cut -d/ -f1)"
+# Healthy is not yet clustered: a node passes its health check while it boots (the stack file
+# says why), so the cluster's own view decides.
+step "RabbitMQ cluster: ${BROKERS[*]} healthy, cluster_status lists 3 running nodes, each answers AMQP"
+for svc in "${BROKERS[@]}"; do
+  wait_for service_healthy "$svc" 1 || fail "$svc not healthy within ${DEADLINE}s"
+done
+wait_for cluster_up || fail "cluster_status lists $(running_nodes) running nodes after ${DEADLINE}s"
+ok "$(for svc in "${BROKERS[@]}"; do printf '%s %s ' "$svc" "$(docker stats --no-stream --format '{{.MemUsage}}' "$(containers_of "$svc")" | cut -d/ -f1)"; done)"
 
 # One SQL query on the offers database, as the postgres user on the task's own socket;
 # unaligned, one row per line, '|' between columns.
@@ -476,7 +543,10 @@ step "accountservice and vipservice healthy"
 wait_for service_healthy accountservice 1 || fail "accountservice not healthy within ${DEADLINE}s"
 wait_for service_healthy vipservice 1 || fail "vipservice not healthy within ${DEADLINE}s"
 wait_for curl -fsS http://127.0.0.1:6767/health || fail "http://127.0.0.1:6767/health"
-ok
+# Declared by the first service up, maybe while nodes were still joining: membership
+# reconciliation (docker/rabbitmq/cluster.conf) gives it a member on every node.
+wait_for vip_queue_has_3_members || fail "vip_queue led by $(vip_queue_summary), not 3 members online"
+ok "vip_queue led by $(vip_queue_summary)"
 
 step "Prometheus healthy"
 wait_for service_healthy prometheus 1 || fail "not healthy within ${DEADLINE}s (host port $PROMETHEUS_PORT free?)"
@@ -514,7 +584,8 @@ prom_targets() {
 targets_summary() {
   prom_targets | awk '{n[$1]++; if ($2 == "up") up[$1]++} END {for (j in n) printf "%s %d/%d up; ", j, up[j], n[j]}'
 }
-# True when jobs accountservice, vipservice and rabbitmq have $1, $2 and $3 targets, all up
+# True when jobs accountservice, vipservice and rabbitmq (a target per node) have $1, $2 and
+# $3 targets, all up
 # (scraped, not just found in DNS).
 targets_up() {
   local t job n
@@ -532,7 +603,7 @@ prom_at_least() {
   v=$(prom_value "$1") && awk -v v="$v" -v min="$2" 'BEGIN { exit !(v + 0 >= min) }'
 }
 step "Prometheus at 127.0.0.1:$PROMETHEUS_PORT: every target up, vip_queue's broker metrics, the VIP read counted, every dashboard query answered"
-wait_for targets_up 1 1 1 || fail "targets after ${DEADLINE}s: $(targets_summary)"
+wait_for targets_up 1 1 3 || fail "targets after ${DEADLINE}s: $(targets_summary)"
 # Each broker metric the dashboard queries, for vip_queue (label values left out: a queue's
 # name is no metric).
 dashboard=docker/grafana/goblog-dashboard.json
@@ -542,7 +613,7 @@ mapfile -t broker_metrics < <(printf '%s\n' "${queries[@]}" | sed 's/"[^"]*"//g'
 [ "${#broker_metrics[@]}" -gt 0 ] || fail "$dashboard queries no rabbitmq_* metric"
 for metric in "${broker_metrics[@]}"; do
   wait_for prom_at_least "$metric{queue=\"vip_queue\"}" 0 ||
-    fail "no $metric{queue=\"vip_queue\"} series (the broker's rabbitmq_prometheus plugin, job rabbitmq)"
+    fail "no $metric{queue=\"vip_queue\"} series (the brokers' rabbitmq_prometheus plugin, job rabbitmq)"
 done
 # Step 10's read: counted by accountservice (in the outbox = VIP read), its offer by vipservice.
 wait_for prom_at_least 'sum(vip_notifications_buffered_total{job="accountservice"})' 1 ||
@@ -559,44 +630,61 @@ ok "$(targets_summary | sed 's/; $//'); $(IFS=,; echo "${broker_metrics[*]}") fo
 step "docker service scale vipservice=2 → four VIP reads split 2/2, Prometheus scrapes both replicas"
 why=$(scale_to_two_splits_2_2) || fail "$why"
 # tasks.vipservice is looked up every 5 s (docker/prometheus/prometheus.yml).
-wait_for targets_up 1 2 1 || fail "Prometheus's targets after ${DEADLINE}s: $(targets_summary)"
+wait_for targets_up 1 2 3 || fail "Prometheus's targets after ${DEADLINE}s: $(targets_summary)"
 ok
 
 # --- 13. rolling update under load loses nothing --------------------------------------------
-step "docker service update --force vipservice during VIP load → each 200 one offer, replicas agree"
-rows_before=$(offer_rows)
-rows_before=${rows_before%%|*}
 load_log="$LOGS_DIR/swarm-e2e-load.log"
 stop_load="$LOGS_DIR/.swarm-e2e-stop-load"
-rm -f "$stop_load"
-# Paced VIP reads (~50/s) for as long as the rolling update takes, on loopback only; bounded
-# at 3000 reads (a minute or more) even if the update never returns.
-(
-  for _ in $(seq 3000); do
-    [ ! -e "$stop_load" ] || break
-    curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 http://127.0.0.1:6767/accounts/10000
-    sleep 0.02
-  done
-) >"$load_log" &
-load_pid=$!
-update_ok=true
-timeout "$DEADLINE" docker service update --quiet --force "${STACK}_vipservice" >/dev/null || update_ok=false
-touch "$stop_load"
-wait "$load_pid" || true
-rm -f "$stop_load"
-[ "$update_ok" = true ] || fail "docker service update --force"
-sent=$(grep -c '^200$' "$load_log" || true)
-other=$(grep -vc '^200$' "$load_log" || true)
-[ "$sent" -gt 0 ] || fail "no VIP read succeeded during the update"
+# Starts paced VIP reads (~50/s) in the background, on loopback only, one status code a line
+# in $load_log, until stop_vip_load; bounded at 3000 reads (a minute or more) even if nothing
+# stops them. Notes the offers in the database first (new_rows counts from there).
+start_vip_load() {
+  rows_before=$(offer_rows)
+  rows_before=${rows_before%%|*}
+  rm -f "$stop_load"
+  (
+    for _ in $(seq 3000); do
+      [ ! -e "$stop_load" ] || break
+      curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 http://127.0.0.1:6767/accounts/10000
+      sleep 0.02
+    done
+  ) >"$load_log" &
+  load_pid=$!
+}
+# Reads answered 200 so far by the load under way.
+load_answered() { grep -c '^200$' "$load_log" 2>/dev/null || true; }
+# True once the load has had $1 reads answered 200 in all.
+load_reached() { [ "$(load_answered)" -ge "$1" ]; }
+# Stops them; sets sent (reads answered 200) and other (the rest).
+stop_vip_load() {
+  touch "$stop_load"
+  wait "$load_pid" || true
+  load_pid=""
+  rm -f "$stop_load"
+  sent=$(grep -c '^200$' "$load_log" || true)
+  other=$(grep -vc '^200$' "$load_log" || true)
+}
 # offer.min_interval_ms is 0 (config-repo/vipservice.yml): every notification is an offer.
 new_rows() { local r; r=$(offer_rows) && echo $((${r%%|*} - rows_before)); }
 all_offered() { [ "$(queue_depth)" = 0 ] && [ "$(new_rows)" -ge "$sent" ]; }
-wait_for all_offered ||
-  fail "$sent reads answered 200, $(new_rows) new offers in the database, vip_queue holds $(queue_depth)"
-rows=$(offer_rows)
-[ "$(new_rows)" -eq "$sent" ] ||
-  fail "$sent reads answered 200 ($other not), but $(new_rows) new offers in the database"
-[ "${rows%%|*}" = "${rows#*|}" ] || fail "offers: ${rows%%|*} rows but ${rows#*|} distinct message ids"
+# Every read answered 200 since start_vip_load is exactly one new offer (lost 0, none twice).
+each_read_one_offer() {
+  wait_for all_offered ||
+    fail "$sent reads answered 200, $(new_rows) new offers in the database, vip_queue holds $(queue_depth)"
+  rows=$(offer_rows)
+  [ "$(new_rows)" -eq "$sent" ] ||
+    fail "$sent reads answered 200 ($other not), but $(new_rows) new offers in the database"
+  [ "${rows%%|*}" = "${rows#*|}" ] || fail "offers: ${rows%%|*} rows but ${rows#*|} distinct message ids"
+}
+step "docker service update --force vipservice during VIP load → each 200 one offer, replicas agree"
+start_vip_load
+update_ok=true
+timeout "$DEADLINE" docker service update --quiet --force "${STACK}_vipservice" >/dev/null || update_ok=false
+stop_vip_load
+[ "$update_ok" = true ] || fail "docker service update --force"
+[ "$sent" -gt 0 ] || fail "no VIP read succeeded during the update"
+each_read_one_offer
 # Both replicas of the new generation, each asked directly: one answer, from the database.
 wait_for service_healthy vipservice 2 || fail "two vipservice replicas not healthy after the update"
 replicas=()
@@ -626,16 +714,25 @@ wait_for has_offers $((${rows_before%%|*} + 1)) || fail "no offer for the read a
 ok "${rows_before%%|*} offers kept, $(offer_rows | cut -d'|' -f1) after one more read"
 
 # --- 15. the outbox outlives its task -------------------------------------------------------
-step "broker away, VIP reads in the outbox, docker service update --force accountservice, broker back → every read one offer"
+step "broker cluster away (${BROKERS[*]} scaled to 0), VIP reads in the outbox, docker service update --force accountservice, brokers back → every read one offer"
 outbox_sql() {
   timeout 30 docker exec "$(containers_of postgres)" psql -X -q -At -v ON_ERROR_STOP=1 -d outbox -c "$1"
 }
 outbox_rows() { outbox_sql "SELECT count(*) FROM outbox"; }
-no_broker() { [ -z "$(containers_of rabbitmq)" ]; }
+no_broker() {
+  local svc
+  for svc in "${BROKERS[@]}"; do [ -z "$(containers_of "$svc")" ] || return 1; done
+}
+# `docker service scale` of the three broker services to $1 replicas each.
+scale_brokers() {
+  local svc args=()
+  for svc in "${BROKERS[@]}"; do args+=("${STACK}_$svc=$1"); done
+  docker service scale --detach "${args[@]}" >/dev/null
+}
 rows_before=$(offer_rows)
 rows_before=${rows_before%%|*}
-docker service scale --detach "${STACK}_rabbitmq=0" >/dev/null || fail "docker service scale rabbitmq=0"
-wait_for no_broker || fail "the broker's task did not stop within ${DEADLINE}s"
+scale_brokers 0 || fail "docker service scale ${BROKERS[*]} to 0"
+wait_for no_broker || fail "the brokers' tasks did not stop within ${DEADLINE}s"
 held=20
 for _ in $(seq "$held"); do
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:6767/accounts/10000)
@@ -648,8 +745,8 @@ docker service update --detach --quiet --force "${STACK}_accountservice" >/dev/n
 wait_for container_gone "$old_task" || fail "the old accountservice task did not stop within ${DEADLINE}s"
 kept=$(outbox_rows)
 [ "$kept" -ge "$held" ] || fail "the old task is gone and the outbox holds $kept of $held"
-docker service scale --detach "${STACK}_rabbitmq=1" >/dev/null || fail "docker service scale rabbitmq=1"
-wait_for service_healthy rabbitmq 1 || fail "the broker not healthy again within ${DEADLINE}s"
+scale_brokers 1 || fail "docker service scale ${BROKERS[*]} to 1"
+wait_for cluster_up || fail "the cluster lists $(running_nodes) running nodes ${DEADLINE}s after the brokers came back"
 wait_for service_healthy accountservice 1 || fail "the new accountservice task not healthy within ${DEADLINE}s"
 outbox_empty() { [ "$(outbox_rows)" = 0 ]; }
 wait_for outbox_empty || fail "the outbox still holds $(outbox_rows) after the broker came back"
@@ -660,4 +757,37 @@ rows=$(offer_rows)
 [ "${rows%%|*}" = "${rows#*|}" ] || fail "offers: ${rows%%|*} rows but ${rows#*|} distinct message ids"
 ok "$held reads held ($kept rows after the task was replaced) = $(new_rows) new offers"
 
-# --- 16. cleanup: the EXIT trap removes the stack and restores the swarm/engine state -------
+# --- 16. the node leading vip_queue killed under load loses nothing ---------------------------
+step "docker kill of the broker node leading vip_queue during VIP load → another leads, the node rejoins, each 200 one offer"
+wait_for vip_queue_has_3_members || fail "vip_queue led by $(vip_queue_summary) before the kill, not 3 members online"
+leader=$(vip_queue_leader | cut -d' ' -f1)
+leader_svc=${leader#*@}
+case " ${BROKERS[*]} " in *" $leader_svc "*) ;; *) fail "vip_queue's leader '$leader' is none of ${BROKERS[*]}" ;; esac
+victim=$(containers_of "$leader_svc")
+[ -n "$victim" ] || fail "no container of $leader_svc"
+# Reads in flight through the leader before it goes, and again once the node is back: this
+# many answered 200 each time (about a second of the load).
+load_slice=20
+start_vip_load
+wait_for load_reached "$load_slice" ||
+  { stop_vip_load; fail "the load had $(load_answered) reads answered 200 in ${DEADLINE}s before the kill, not $load_slice"; }
+docker kill "$victim" >/dev/null || fail "docker kill $victim ($leader_svc)"
+killed_at=$SECONDS
+# Another node leads within Raft's election timeout; Swarm starts a new task on the volume.
+new_leader() { local l; l=$(vip_queue_leader | cut -d' ' -f1) && [ -n "$l" ] && [ "$l" != "$leader" ]; }
+wait_for new_leader || { stop_vip_load; fail "vip_queue still led by '$(vip_queue_leader)' after ${DEADLINE}s"; }
+took_over=$(vip_queue_leader | cut -d' ' -f1)
+led_after=$((SECONDS - killed_at))
+replaced() { local id; id=$(containers_of "$leader_svc") && [ -n "$id" ] && [ "$id" != "$victim" ]; }
+wait_for replaced || { stop_vip_load; fail "no new $leader_svc task within ${DEADLINE}s"; }
+wait_for cluster_up || { stop_vip_load; fail "the cluster lists $(running_nodes) running nodes ${DEADLINE}s after the kill"; }
+back_after=$((SECONDS - killed_at))
+back_at=$(load_answered)
+wait_for load_reached $((back_at + load_slice)) ||
+  { stop_vip_load; fail "$(($(load_answered) - back_at)) reads answered 200 in ${DEADLINE}s after the node came back, not $load_slice"; }
+stop_vip_load
+wait_for vip_queue_has_3_members || fail "vip_queue led by $(vip_queue_summary) after the node came back, not 3 members online"
+each_read_one_offer
+ok "$leader_svc killed (container ${victim:0:12}), $took_over took over (seen after ${led_after}s), the node back in the cluster after ${back_after}s; $sent reads answered 200 ($other not) = $(new_rows) new offers, ${rows%%|*} rows = ${rows#*|} ids"
+
+# --- 17. cleanup: the EXIT trap removes the stack and restores the swarm/engine state -------

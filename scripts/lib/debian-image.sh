@@ -3,12 +3,13 @@
 # from a registry (scripts/build-rabbitmq-image.sh, scripts/build-postgres-image.sh,
 # scripts/build-prometheus-image.sh):
 #
-# 1. A base image: a Debian bookworm root file system made by
+# 1. A base image: a Debian root file system of release $DEBIAN_SUITE (bookworm unless the
+#    image's script sets another after sourcing this file: the broker's is trixie) made by
 #    `debootstrap --variant=minbase --include=PACKAGES` from the mirror this machine's apt
-#    already uses, brought up to date from bookworm-updates and bookworm-security (where this
-#    machine's apt names them), then `docker import`ed. This is the slow part (a minute or
-#    two), so it is skipped when the image exists: Docker's image store is the cache, and
-#    --rebuild-base takes newer security updates.
+#    already uses, brought up to date from $DEBIAN_SUITE-updates and $DEBIAN_SUITE-security
+#    (where this machine's apt names a mirror for them), then `docker import`ed. This is the
+#    slow part (a minute or two), so it is skipped when the image exists: Docker's image store
+#    is the cache, and --rebuild-base takes newer security updates.
 # 2. The image itself, from its Dockerfile on top of that base (config, entrypoint, health
 #    check): seconds, and rebuilt every time so that config edits take effect (unchanged
 #    inputs hit the build cache, so the image id stays the same).
@@ -16,6 +17,7 @@
 # Entry point: build_debian_image (see below). Needs root (debootstrap) and a running Docker
 # engine; installs debootstrap with apt if missing.
 
+# The Debian release of the base image; an image script may set another after sourcing.
 DEBIAN_SUITE=bookworm
 debian_image_tool=$(basename "$0" .sh)
 
@@ -24,10 +26,24 @@ die() { say "$*"; exit 1; }
 
 # debian_mirror [SUITE]: the Debian mirror apt is configured with here for SUITE (default
 # $DEBIAN_SUITE; e.g. $DEBIAN_SUITE-security has a mirror of its own). Never a hard-coded host:
-# machines of this project reach only the mirror their apt sources name. Reads deb822
-# *.sources stanzas (URIs:/Suites:) and one-line *.list entries, as apt does.
+# machines of this project reach only the mirror their apt sources name. A release this
+# machine's apt does not follow (trixie on a bookworm machine) is served by the same archive
+# as its own release: then the mirror named for this machine's release with the same suffix
+# (bookworm-security's for trixie-security).
 debian_mirror() {
-  local suite=${1:-$DEBIAN_SUITE} files=() f
+  local suite=${1:-$DEBIAN_SUITE} own suffix
+  apt_source_uri "$suite" && return 0
+  own=$(. /etc/os-release 2>/dev/null && [ "${ID:-}" = debian ] && echo "${VERSION_CODENAME:-}") || return 1
+  [ -n "$own" ] || return 1
+  case "$suite" in *-*) suffix=-${suite#*-} ;; *) suffix="" ;; esac
+  [ "$own$suffix" != "$suite" ] || return 1
+  apt_source_uri "$own$suffix"
+}
+
+# apt_source_uri SUITE: the URI of the first apt source here that names SUITE. Reads deb822
+# *.sources stanzas (URIs:/Suites:) and one-line *.list entries, as apt does.
+apt_source_uri() {
+  local suite=$1 files=() f
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] && files+=("$f")
   done

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure a Debian trixie root file system with rabbitmq-server 4.0.x (Erlang/OTP 27) is at
 # ROOT, and prints ROOT: the root that test-support's Cluster runs its nodes from when
-# GOBLOG_RABBITMQ_ROOT names it, to test against RabbitMQ 4.0 beside this machine's own broker.
+# TEST_RABBITMQ_ROOT names it, to test against RabbitMQ 4.0 beside this machine's own broker.
 #
 #   scripts/ensure-rabbitmq4-root.sh [ROOT]   # default /var/cache/goblog-rs/rabbitmq-4.0-root
-#   GOBLOG_RABBITMQ_ROOT=$(scripts/ensure-rabbitmq4-root.sh) cargo test -p test-support --test cluster -- --include-ignored
+#   TEST_RABBITMQ_ROOT=$(scripts/ensure-rabbitmq4-root.sh) cargo test -p test-support --test cluster -- --include-ignored
 #
 # Needs root (chroot; debootstrap to make the root file system).
 #

@@ -21,6 +21,10 @@
 #   scripts/loadtest.sh broker-restart  [--seconds N]  # rabbitmqctl stop_app at N/3, 5 s, start_app
 #   scripts/loadtest.sh memory-alarm    [--seconds N]  # memory watermark tiny for 5 s, then restored
 #   scripts/loadtest.sh database-restart [--seconds N] # PostgreSQL stopped at N/3 for DATABASE_OUTAGE_SECONDS (10)
+#   scripts/loadtest.sh node-loss       [--seconds N]  # 3-node cluster: SIGKILL the node leading the queue at N/4,
+#                                                      # start it 3 s later; then accountservice's node, likewise
+#   scripts/loadtest.sh rolling-restart [--seconds N]  # 3-node cluster: from N/4 each node stopped and started in
+#                                                      # turn, the next once its queue member is online again
 #
 # --compare (any scenario): first measures the raw broker with the workspace member raw-lapin
 # (bench/raw-lapin: lapin alone, built with `cargo build --release -p raw-lapin`): publish
@@ -45,6 +49,24 @@
 # OFFERS_DATABASE=postgres and ALLOW_DATABASE_DISRUPTION=1; whatever ends the script, the
 # cluster is started again.
 #
+# node-loss and rolling-restart run on a RabbitMQ cluster of their own, never on AMQP_URL's
+# broker: `loadtest cluster` starts 3 nodes of this machine's rabbitmq-server on ports and
+# node names of their own (test-support's Cluster; needs root; about 10 s a node to boot;
+# RabbitMQ 4.0 with TEST_RABBITMQ_ROOT, see scripts/ensure-rabbitmq4-root.sh), the services
+# get the nodes' URLs as their `amqp_server_url` list, and loadtest inspects and cleans the
+# queues through them. The faults are loadtest's too (its `schedule` module), begun when the
+# load starts; the load goes on past N s until the last fault's node is back with its queue
+# member online, and the report gives, per fault, the HTTP errors until then, the seconds
+# from the fault to the first offer committed after it and to the first offer of a read made
+# after it, and the slowest read → offer of the reads made meanwhile. Whatever ends the
+# script, every node is killed and its files removed.
+# CLUSTER_NODES=K runs another scenario on a K-node cluster of its own the same way, without
+# faults (not those that act on AMQP_URL's broker: broker-restart, memory-alarm,
+# account-sigkill, --compare); scripts/bench-cluster.sh runs steady on 1 node and on 3.
+#
+# Every scenario reports the longest stretch without a VIP read answered 200 (the goal is 5 s
+# at most, whatever fails; not asserted).
+#
 # Exit status: the loadtest's, non-zero if any read is lost, any message id has two offers
 # (the offers' primary key leaves no room for one, in any scenario), or the pipeline did not
 # drain; non-zero too if the fault itself failed. The last line of output is the JSON report.
@@ -52,13 +74,14 @@
 # Environment: CONCURRENCY (32), RATE (unbounded), DRAIN_SECONDS (60), LOG_LEVEL (info),
 # ACCOUNT_PORT (17767), VIP_PORTS ("17868 17869"), AMQP_URL, KEEP_TMP=1 keeps the temp dir
 # (logs, stores), COMPARE_MESSAGES (50000 per raw-lapin run, 3 runs, median), CARGO_TARGET_DIR
-# (target; the binaries run from its release/).
+# (target; the binaries run from its release/), CLUSTER_NODES (3 for node-loss and
+# rolling-restart, none otherwise), TEST_RABBITMQ_ROOT (the cluster's RabbitMQ, see above).
 #
 #   scripts/loadtest.sh --help      # this text
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 steady|consumer-crash|both-consumers-crash|account-sigterm|account-sigkill|disk-full|poison|broker-restart|memory-alarm|database-restart [--seconds N] [--compare] (see --help)" >&2; exit 2; }
+usage() { echo "usage: $0 steady|consumer-crash|both-consumers-crash|account-sigterm|account-sigkill|disk-full|poison|broker-restart|memory-alarm|database-restart|node-loss|rolling-restart [--seconds N] [--compare] (see --help)" >&2; exit 2; }
 # shellcheck source=lib/usage.sh
 source scripts/lib/usage.sh
 case "${1:-}" in
@@ -77,8 +100,11 @@ while [ $# -gt 0 ]; do
 done
 offers_database=${OFFERS_DATABASE:-sqlite}
 case "$offers_database" in sqlite|postgres) ;; *) echo "OFFERS_DATABASE must be sqlite or postgres" >&2; exit 2 ;; esac
+# Nodes of a RabbitMQ cluster of the run's own, or none: AMQP_URL's broker.
+cluster_nodes=${CLUSTER_NODES:-}
 case "$scenario" in
   steady|consumer-crash|both-consumers-crash|account-sigterm|account-sigkill|poison) ;;
+  node-loss|rolling-restart) cluster_nodes=${cluster_nodes:-3} ;;
   disk-full)
     [ "$(id -u)" = 0 ] || { echo "$scenario mounts a tmpfs for the outbox: run it as root" >&2; exit 2; } ;;
   database-restart)
@@ -91,6 +117,15 @@ case "$scenario" in
       { echo "$scenario stops or blocks the shared broker: set ALLOW_BROKER_DISRUPTION=1" >&2; exit 2; } ;;
   *) usage ;;
 esac
+if [ -n "$cluster_nodes" ]; then
+  [ "$(id -u)" = 0 ] ||
+    { echo "$scenario runs a RabbitMQ cluster of its own, whose nodes run as user rabbitmq: run it as root" >&2; exit 2; }
+  case "$scenario" in
+    broker-restart|memory-alarm|account-sigkill)
+      echo "$scenario acts on AMQP_URL's broker: not on a cluster (CLUSTER_NODES)" >&2; exit 2 ;;
+  esac
+  [ -z "$compare" ] || { echo "--compare measures AMQP_URL's broker: not on a cluster (CLUSTER_NODES)" >&2; exit 2; }
+fi
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 bin=$CARGO_TARGET_DIR/release
@@ -112,9 +147,10 @@ esac
 step() { printf '==> %s %s\n' "$(date +%T.%3N)" "$*"; }
 
 # Environment of every service process. Services start as `env ... &` straight from a
-# function, so `$!` is the service's own PID (env execs it), never a subshell's.
+# function, so `$!` is the service's own PID (env execs it), never a subshell's. The broker
+# is $amqp_url when a service starts (a cluster's nodes once it runs: see below).
 service_env=(GOBLOG_VIP_QUEUE="$queue" GOBLOG_CONFIG_EVENT_BUS="$bus"
-  GOBLOG_AMQP_SERVER_URL="$amqp_url" GOBLOG_LOG_LEVEL="${LOG_LEVEL:-info}")
+  GOBLOG_LOG_LEVEL="${LOG_LEVEL:-info}")
 
 # What accountservice reaches the broker and its outbox at (a proxy, a small disk: see below).
 account_amqp_url=$amqp_url
@@ -132,7 +168,7 @@ start_account() {
 start_vip() {
   local n=$1 port=${vip_ports[$(($1 - 1))]}
   env "${service_env[@]}" GOBLOG_SERVER_PORT="$port" GOBLOG_OFFERS__DATABASE_URL="$database_url" \
-    "$bin/vipservice" --profile local --config-repo "$tmp/config-repo" \
+    GOBLOG_AMQP_SERVER_URL="$amqp_url" "$bin/vipservice" --profile local --config-repo "$tmp/config-repo" \
     >>"$tmp/vipservice-$n.log" 2>&1 &
   echo $! >"$tmp/vipservice-$n.pid"
 }
@@ -171,8 +207,22 @@ cleanup() {
   if [ -n "${small_disk:-}" ]; then
     umount "$small_disk" || echo "could not unmount $small_disk" >&2
   fi
-  "$bin/loadtest" --cleanup --amqp-url "$amqp_url" --vip-queue "$queue" --bus-exchange "$bus" ||
-    echo "could not delete $queue (and .dlq/.dlx) and $bus" >&2
+  # On the broker the services used, once they were started; a cluster's nodes, unless it
+  # ended already (Ctrl-C reaches it too), its queues with it.
+  if [ -n "${queues_on:-}" ] && { [ -z "${cluster_pid:-}" ] || kill -0 "$cluster_pid" 2>/dev/null; }; then
+    "$bin/loadtest" --cleanup --amqp-url "$queues_on" --vip-queue "$queue" --bus-exchange "$bus" ||
+      echo "could not delete $queue (and .dlq/.dlx) and $bus" >&2
+  fi
+  # The cluster last: it kills its nodes and waits until none is left.
+  if [ -n "${cluster_pid:-}" ]; then
+    kill -TERM "$cluster_pid" 2>/dev/null || true
+    local cluster_status=0
+    wait "$cluster_pid" || cluster_status=$?
+    if [ "$cluster_status" -ne 0 ]; then
+      echo "loadtest cluster ended with status $cluster_status (see its lines above)" >&2
+      [ "$status" -ne 0 ] || status=1
+    fi
+  fi
   if [ -n "${pg_database:-}" ] && [ "$status" -eq 0 ] && [ "${KEEP_TMP:-}" != 1 ]; then
     psql -q "$pg_url" -c "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" ||
       echo "could not drop the database $pg_database" >&2
@@ -220,6 +270,24 @@ if [ -n "$compare" ]; then
   raw=(--raw-publish-confirm-quorum "$publish_limit" --raw-consume-ack "$consume_limit")
 fi
 
+if [ -n "$cluster_nodes" ]; then
+  cluster_args=(--nodes "$cluster_nodes" --vip-queue "$queue" --seconds "$seconds" --urls-file "$tmp/cluster.urls")
+  case "$scenario" in
+    node-loss|rolling-restart) cluster_args+=(--scenario "$scenario" --faults-file "$tmp/faults") ;;
+  esac
+  step "a RabbitMQ cluster of $cluster_nodes nodes of its own (loadtest cluster; about 10 s a node)"
+  "$bin/loadtest" cluster "${cluster_args[@]}" &
+  cluster_pid=$!
+  deadline=$((SECONDS + 600))
+  until [ -s "$tmp/cluster.urls" ]; do
+    kill -0 "$cluster_pid" 2>/dev/null || { echo "loadtest cluster ended before its nodes ran" >&2; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "the cluster's nodes did not run within 600 s" >&2; exit 1; }
+    sleep 0.2 # poll interval; the deadline bounds the wait
+  done
+  amqp_url=$(cat "$tmp/cluster.urls")
+  account_amqp_url=$amqp_url
+fi
+
 if [ -n "${pg_database:-}" ]; then
   step "offers database $pg_database on ${pg_url%/*}"
   psql -q "$pg_url" -c "CREATE DATABASE $pg_database"
@@ -252,6 +320,7 @@ case "$scenario" in
     outbox_dir=$small_disk
     step "accountservice's outbox on a 16 MB tmpfs at $small_disk" ;;
 esac
+queues_on=$amqp_url
 start_account
 start_vip 1
 start_vip 2
@@ -427,6 +496,10 @@ case "$scenario" in
       echo "putting the memory watermark back to $watermark_before" >&2
       set_watermark "$watermark_before"
     } ;;
+  node-loss|rolling-restart)
+    # The faults are loadtest cluster's, begun at SIGUSR1 below; the load goes on until the
+    # file says they are over.
+    extra+=(--faults-file "$tmp/faults") ;;
 esac
 # In the background, with traps of its own: cleanup stops it with SIGTERM, and whatever ends
 # it, `restore` runs.
@@ -438,6 +511,8 @@ run_fault() {
 run_fault &
 fault_pid=$!
 
+# The load starts now: so does a cluster scenario's fault schedule.
+case "$scenario" in node-loss|rolling-restart) kill -USR1 "$cluster_pid" ;; esac
 status=0
 "$bin/loadtest" --scenario "$scenario" "${phases[@]}" "${extra[@]}" \
   --account-url "http://127.0.0.1:$account_port" \

@@ -31,6 +31,6 @@ fi
 cargo test --workspace --all-targets "$@" "${as_root[@]}"
 if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
   rabbitmq4_root=$(scripts/ensure-rabbitmq4-root.sh | tail -n 1)
-  GOBLOG_RABBITMQ_ROOT=$rabbitmq4_root \
+  TEST_RABBITMQ_ROOT=$rabbitmq4_root \
     cargo test -p common -p test-support --test cluster -- --include-ignored
 fi

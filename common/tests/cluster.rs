@@ -1,6 +1,6 @@
 //! `common::messaging` on a real three-node RabbitMQ cluster of the tests' own
 //! (`test_support::Cluster`: nodes of this machine's rabbitmq-server on ports of their own,
-//! or of RabbitMQ 4.0 with `GOBLOG_RABBITMQ_ROOT`), given to the client as the list of its
+//! or of RabbitMQ 4.0 with `TEST_RABBITMQ_ROOT`), given to the client as the list of its
 //! nodes. While messages flow, the node leading the queue is SIGKILLed, then the publisher's
 //! node, then the consumer's: no confirmed publish is lost, every message is consumed (once,
 //! after dropping redeliveries by message id), the bus subscription follows the consumer to
@@ -304,8 +304,8 @@ async fn eventually_some<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T
 #[tokio::test]
 #[ignore = "needs root: runs rabbitmq-server nodes as user rabbitmq (scripts/test.sh runs it when root)"]
 async fn a_broker_refusing_the_go_queue_names_the_queue_and_the_setting() {
-    if std::env::var_os("GOBLOG_RABBITMQ_ROOT").is_none() {
-        eprintln!("RabbitMQ 3.10 has no deprecated features: this runs with GOBLOG_RABBITMQ_ROOT");
+    if std::env::var_os("TEST_RABBITMQ_ROOT").is_none() {
+        eprintln!("RabbitMQ 3.10 has no deprecated features: this runs with TEST_RABBITMQ_ROOT");
         return;
     }
     let cluster = Cluster::start_with_config(

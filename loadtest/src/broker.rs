@@ -1,5 +1,7 @@
 //! The broker seen from outside: queue depths, garbage injected straight into a queue, and
-//! cleanup. Reconnects when the broker went away (the broker-restart scenario).
+//! cleanup. Reconnects when the broker went away (the broker-restart scenario); given a
+//! cluster's nodes as a comma-separated list of URLs, as the services are, it connects to the
+//! first that answers (a node-loss scenario may have killed the others).
 
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
@@ -7,14 +9,21 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use std::time::Duration;
+
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::Error;
 
 pub struct Broker {
-    url: String,
+    /// The nodes to try, in order.
+    urls: Vec<String>,
     link: Mutex<Link>,
 }
+
+/// One connection attempt, which lapin does not bound by itself (a node that is booting may
+/// accept the TCP connection and answer nothing yet).
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 
 /// One connection and its confirm-mode publishing channel.
 struct Link {
@@ -23,6 +32,30 @@ struct Link {
 }
 
 impl Link {
+    /// A link to the first of `urls` that answers; the last one's error if none does.
+    async fn open_any(urls: &[String]) -> Result<Self, Error> {
+        let mut failure = None;
+        for url in urls {
+            match tokio::time::timeout(ATTEMPT_LIMIT, Self::open(url)).await {
+                Ok(Ok(link)) => return Ok(link),
+                Ok(Err(e)) => failure = Some(e),
+                Err(_) => {
+                    failure = Some(Error::BadArgument {
+                        arg: "--amqp-url",
+                        reason: format!(
+                            "{} did not complete the AMQP handshake in {ATTEMPT_LIMIT:?}",
+                            common::redact::redact_url(url)
+                        ),
+                    });
+                }
+            }
+        }
+        Err(failure.unwrap_or_else(|| Error::BadArgument {
+            arg: "--amqp-url",
+            reason: "no URL".into(),
+        }))
+    }
+
     async fn open(url: &str) -> Result<Self, Error> {
         let connection = Connection::connect(url, ConnectionProperties::default()).await?;
         let publisher = connection.create_channel().await?;
@@ -37,10 +70,16 @@ impl Link {
 }
 
 impl Broker {
-    pub async fn connect(url: &str) -> Result<Self, Error> {
+    /// `urls`: one URL, or a cluster's nodes' joined with `,` (split as the services do).
+    pub async fn connect(urls: &str) -> Result<Self, Error> {
+        let urls: Vec<String> = common::redact::url_list(urls)
+            .into_iter()
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok(Self {
-            url: url.to_owned(),
-            link: Mutex::new(Link::open(url).await?),
+            link: Mutex::new(Link::open_any(&urls).await?),
+            urls,
         })
     }
 
@@ -48,7 +87,7 @@ impl Broker {
     async fn link(&self) -> Result<MutexGuard<'_, Link>, Error> {
         let mut link = self.link.lock().await;
         if !(link.connection.status().connected() && link.publisher.status().connected()) {
-            *link = Link::open(&self.url).await?;
+            *link = Link::open_any(&self.urls).await?;
         }
         Ok(link)
     }

@@ -33,4 +33,18 @@ pub enum Error {
     },
     #[error("cannot build the latency histogram: {0}")]
     Histogram(#[from] hdrhistogram::CreationError),
+    #[error("cannot {action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cluster: {0}")]
+    Cluster(#[from] test_support::ClusterError),
+    #[error("fault schedule: {0}")]
+    Schedule(String),
+    #[error("stopped before {before}")]
+    Stopped { before: String },
+    #[error("faults file {path}: {reason}")]
+    Faults { path: String, reason: String },
 }

@@ -2,7 +2,7 @@
 //! second, and the counts and latencies they leave.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,8 +72,8 @@ impl Plan {
     }
 
     /// The phase under way at `elapsed` (its index and VIP share), `None` once every phase is
-    /// over.
-    fn phase_at(&self, elapsed: Duration) -> Option<(usize, f64)> {
+    /// over; while `extended`, the last phase goes on past its end.
+    fn phase_at(&self, elapsed: Duration, extended: bool) -> Option<(usize, f64)> {
         let mut end = 0.0;
         for (i, phase) in self.phases.iter().enumerate() {
             end += phase.seconds;
@@ -81,7 +81,75 @@ impl Plan {
                 return Some((i, phase.vip_fraction));
             }
         }
-        None
+        let last = self.phases.len().checked_sub(1)?;
+        extended.then(|| (last, self.phases[last].vip_fraction))
+    }
+}
+
+/// Keeps the last phase of the load going past its planned end until released: a fault
+/// schedule that outlasts the planned load (a node takes seconds to boot) still runs under
+/// load.
+#[derive(Debug, Clone, Default)]
+pub struct Extension(Arc<AtomicBool>);
+
+impl Extension {
+    /// An extension in force until [`release`](Self::release)d.
+    pub fn held() -> Self {
+        Self(Arc::new(AtomicBool::new(true)))
+    }
+
+    pub fn release(&self) {
+        self.0.store(false, Relaxed);
+    }
+
+    fn in_force(&self) -> bool {
+        self.0.load(Relaxed)
+    }
+}
+
+/// The longest stretch without a VIP read answered 200, measured between the answers (from
+/// the start of the load to the first, between consecutive ones, from the last to the end).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gap {
+    /// When it began, from the start of the load.
+    pub from: Duration,
+    pub length: Duration,
+}
+
+/// Follows the VIP reads answered 200 for [`Gap`].
+#[derive(Debug, Default)]
+struct GapTracker {
+    last: Duration,
+    longest: Gap,
+}
+
+impl GapTracker {
+    fn answered(&mut self, at: Duration) {
+        // Answers reach the tracker in about the order they came; one a little late only
+        // shortens nothing.
+        if at > self.last {
+            let length = at - self.last;
+            if length > self.longest.length {
+                self.longest = Gap {
+                    from: self.last,
+                    length,
+                };
+            }
+            self.last = at;
+        }
+    }
+
+    /// The longest gap, counting the one from the last answer to `end` (the end of the load).
+    fn longest_until(&self, end: Duration) -> Gap {
+        let tail = end.saturating_sub(self.last);
+        if tail > self.longest.length {
+            Gap {
+                from: self.last,
+                length: tail,
+            }
+        } else {
+            self.longest
+        }
     }
 }
 
@@ -103,6 +171,8 @@ pub struct Counters {
     pub vip_in_doubt: AtomicU64,
     /// Requests answered 200, per phase of the plan.
     pub ok_by_phase: Vec<AtomicU64>,
+    /// When VIP reads were answered 200, for the longest stretch without one.
+    vip_answers: Mutex<GapTracker>,
     /// When each failed request (HTTP or transport error) ended, in ms since the Unix epoch:
     /// a fault scenario counts those that fell within its outage. Errors are rare (a restart
     /// refuses a few thousand requests), so a list is small.
@@ -133,6 +203,20 @@ impl Counters {
         failed.fetch_add(1, Relaxed);
     }
 
+    fn record_vip_ok(&self, at: Duration) {
+        if let Ok(mut tracker) = self.vip_answers.lock() {
+            tracker.answered(at);
+        }
+    }
+
+    /// The longest stretch without a VIP read answered 200 in a load that lasted `elapsed`.
+    pub fn longest_without_vip_ok(&self, elapsed: Duration) -> Gap {
+        self.vip_answers
+            .lock()
+            .map(|tracker| tracker.longest_until(elapsed))
+            .unwrap_or_default()
+    }
+
     /// Failed requests that ended within `from_ms..=to_ms`.
     pub fn errors_between(&self, from_ms: u64, to_ms: u64) -> u64 {
         self.error_times_ms.lock().map_or(0, |times| {
@@ -157,8 +241,13 @@ fn is_vip(i: u64, f: f64) -> bool {
     step(i + 1) > step(i)
 }
 
-/// Runs the plan; returns the merged latency histogram (µs) of the 200 answers.
-pub async fn run(plan: Arc<Plan>, counters: Arc<Counters>) -> Result<Histogram<u64>, Error> {
+/// Runs the plan, its last phase for as long as `extension` is in force; returns the merged
+/// latency histogram (µs) of the 200 answers.
+pub async fn run(
+    plan: Arc<Plan>,
+    counters: Arc<Counters>,
+    extension: Extension,
+) -> Result<Histogram<u64>, Error> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.concurrency)
         .timeout(Duration::from_secs(10))
@@ -175,6 +264,7 @@ pub async fn run(plan: Arc<Plan>, counters: Arc<Counters>) -> Result<Histogram<u
             Arc::clone(&counters),
             client.clone(),
             started,
+            extension.clone(),
         ));
     }
     let mut merged = new_histogram()?;
@@ -202,6 +292,7 @@ async fn worker(
     counters: Arc<Counters>,
     client: reqwest::Client,
     started: Instant,
+    extension: Extension,
 ) -> Result<Histogram<u64>, Error> {
     let mut histogram = new_histogram()?;
     let mut pacer = plan.rate.map(|rate| {
@@ -215,7 +306,7 @@ async fn worker(
         if let Some(pacer) = pacer.as_mut() {
             pacer.tick().await;
         }
-        let Some((phase, fraction)) = plan.phase_at(started.elapsed()) else {
+        let Some((phase, fraction)) = plan.phase_at(started.elapsed(), extension.in_force()) else {
             return Ok(histogram);
         };
         let i = counters.sequence.fetch_add(1, Relaxed);
@@ -244,6 +335,7 @@ async fn worker(
                 }
                 if vip {
                     counters.vip_ok.fetch_add(1, Relaxed);
+                    counters.record_vip_ok(started.elapsed());
                 }
             }
             Ok(status) => {
@@ -294,10 +386,43 @@ mod tests {
             plan.phase_ends(),
             [Duration::from_secs(2), Duration::from_secs(5)]
         );
-        assert_eq!(plan.phase_at(Duration::from_secs(1)), Some((0, 0.1)));
-        assert_eq!(plan.phase_at(Duration::from_secs(4)), Some((1, 1.0)));
-        assert_eq!(plan.phase_at(Duration::from_secs(5)), None);
+        assert_eq!(plan.phase_at(Duration::from_secs(1), false), Some((0, 0.1)));
+        assert_eq!(plan.phase_at(Duration::from_secs(4), false), Some((1, 1.0)));
+        assert_eq!(plan.phase_at(Duration::from_secs(5), false), None);
+        assert_eq!(plan.phase_at(Duration::from_secs(9), true), Some((1, 1.0)));
         assert!("5".parse::<Phase>().is_err());
         assert!("5:2".parse::<Phase>().is_err());
+    }
+
+    #[test]
+    fn the_longest_gap_counts_the_start_and_the_end_of_the_load() {
+        let s = Duration::from_secs;
+        let mut tracker = GapTracker::default();
+        for at in [1, 2, 6, 7] {
+            tracker.answered(s(at));
+        }
+        // An answer that reaches the tracker late changes nothing.
+        tracker.answered(s(3));
+        assert_eq!(
+            tracker.longest_until(s(8)),
+            Gap {
+                from: s(2),
+                length: s(4)
+            }
+        );
+        assert_eq!(
+            tracker.longest_until(s(20)),
+            Gap {
+                from: s(7),
+                length: s(13)
+            }
+        );
+        assert_eq!(
+            GapTracker::default().longest_until(s(5)),
+            Gap {
+                from: s(0),
+                length: s(5)
+            }
+        );
     }
 }

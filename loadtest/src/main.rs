@@ -1,9 +1,16 @@
 //! goblog-rs end-to-end load test: drives accountservice, then reconciles every accepted VIP
 //! read against vipservice's offers, the outbox and the dead-letter queue.
+//!
+//! Beside the load test, modes that `scripts/loadtest.sh` runs next to it: `--proxy` (a broker
+//! connection it can blackhole), `--cleanup` (the run's queues) and `loadtest cluster` (a
+//! RabbitMQ cluster of its own and the faults of a cluster scenario: [`cluster`],
+//! [`schedule`]).
 
 mod broker;
+mod cluster;
 mod compare;
 mod error;
+mod faults;
 mod ids;
 mod load;
 mod outage;
@@ -12,6 +19,7 @@ mod proxy;
 mod reconcile;
 mod report;
 mod rss;
+mod schedule;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,16 +32,22 @@ use clap::Parser;
 use crate::broker::Broker;
 use crate::compare::RawLimits;
 use crate::error::Error;
+use crate::faults::{FaultReport, Faults};
 use crate::ids::IdRange;
-use crate::load::{Counters, Phase, Plan};
+use crate::load::{Counters, Extension, Phase, Plan};
 use crate::outage::{Outage, OutageReport};
-use crate::reconcile::Targets;
-use crate::report::{PhaseReport, Quantiles, Report};
+use crate::reconcile::{Targets, Window};
+use crate::report::{GapReport, PhaseReport, Quantiles, Report};
 use crate::rss::{PeakRss, Watched};
 
 #[derive(Debug, Parser)]
-#[command(about = "Load accountservice and account for every VIP notification")]
+#[command(
+    about = "Load accountservice and account for every VIP notification",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// Name printed in the report.
     #[arg(long, default_value = "adhoc")]
     scenario: String,
@@ -110,14 +124,48 @@ struct Args {
     /// The services' Spring Cloud Bus exchange, deleted by `--cleanup`.
     #[arg(long)]
     bus_exchange: Option<String>,
+    /// The faults file of `loadtest cluster`: the last phase of the load goes on past its
+    /// planned end until the file says the fault schedule is over (at most
+    /// `--extension-limit` seconds more), and the report gives each fault with what it cost.
+    #[arg(long)]
+    faults_file: Option<PathBuf>,
+    /// The longest the load goes on past its planned end for the fault schedule, in seconds.
+    #[arg(long, default_value_t = 300)]
+    extension_limit: u64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Mode {
+    /// Instead of a load test: start a RabbitMQ cluster of this machine's rabbitmq-server
+    /// (nodes of its own, needs root), write its URLs for the services, run a scenario's
+    /// faults once the load started (SIGUSR1), and remove every node on SIGTERM or SIGINT.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Mode::Cluster(cluster_args)) = args.mode.take() {
+        return match cluster::run(cluster_args).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadtest cluster: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     let outage_expected = args.outage_file.is_some();
     let only_vip_refused = args.only_vip_refused;
-    match run(args).await {
+    // Ctrl-C reaches the script's jobs too (whose SIGINT bash would ignore): the run ends at
+    // once, for the script to clean up, instead of draining a pipeline that is going away.
+    let outcome = tokio::select! {
+        outcome = run(args) => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("loadtest: interrupted");
+            return std::process::ExitCode::from(130);
+        }
+    };
+    match outcome {
         Ok(None) => std::process::ExitCode::SUCCESS,
         Ok(Some(report)) => {
             report.print_table();
@@ -146,6 +194,7 @@ async fn main() -> std::process::ExitCode {
                 && report.duplicate_offers == 0
                 && report.drained
                 && (report.outage.is_some() || !outage_expected)
+                && report.fault_schedule_error.is_none()
                 && (!only_vip_refused || report.other_reads_failed == 0);
             if passed {
                 std::process::ExitCode::SUCCESS
@@ -199,9 +248,14 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         return Ok(None);
     }
     println!(
-        "loadtest {}: {:.0} s, {} connections, rate {}",
+        "loadtest {}: {:.0} s{}, {} connections, rate {}",
         args.scenario,
         plan.duration().as_secs_f64(),
+        if args.faults_file.is_some() {
+            " (longer if the fault schedule is not over by then)"
+        } else {
+            ""
+        },
         plan.concurrency,
         plan.rate
             .map_or("unbounded".to_owned(), |r| format!("{r:.0}/s")),
@@ -211,13 +265,34 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
 
     let started = Instant::now();
     let started_wall = SystemTime::now();
+    // The end of every phase but the last, which may go on (the end of the load is read once
+    // it is over).
+    let mut inner_ends = plan.phase_ends();
+    inner_ends.pop();
     let published_at_boundaries = tokio::spawn(published_at_boundaries(
-        plan.phase_ends(),
+        inner_ends,
         targets.clone(),
         started,
     ));
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(load::run(Arc::clone(&plan), Arc::clone(&counters)));
+    let extension = match &args.faults_file {
+        Some(path) => {
+            let extension = Extension::held();
+            tokio::spawn(release_when_schedule_over(
+                path.clone(),
+                extension.clone(),
+                started + plan.duration(),
+                Duration::from_secs(args.extension_limit),
+            ));
+            extension
+        }
+        None => Extension::default(),
+    };
+    let load = tokio::spawn(load::run(
+        Arc::clone(&plan),
+        Arc::clone(&counters),
+        extension,
+    ));
     let side = tokio::spawn(side_tasks(
         Arc::clone(&counters),
         Arc::clone(&broker),
@@ -232,12 +307,17 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         reason: e.to_string(),
     })??;
     let elapsed = started.elapsed();
+    let longest_gap = counters.longest_without_vip_ok(elapsed);
+    let client = reqwest::Client::new();
+    let published_at_end = reconcile::account_figures(&client, &targets)
+        .await
+        .ok()
+        .map(|f| f.published);
     // Stopped between injections, never during one: an injection cut short after the broker
     // took it would be in the queue without being counted.
     stop.store(true, Relaxed);
     let injected = side.await.unwrap_or_else(|_| POISON.load(Relaxed));
 
-    let client = reqwest::Client::new();
     let drain = reconcile::wait_drained(
         &client,
         &broker,
@@ -256,18 +336,65 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
             eprintln!("loadtest: {e}");
             None
         });
+    // Over by now: the load went on until it was (or until the extension's limit).
+    let (faults, fault_schedule_error) = match args.faults_file.as_deref().map(Faults::read) {
+        None => (None, None),
+        Some(Ok(faults)) => {
+            let error = match &faults.outcome {
+                Some(Ok(())) => None,
+                Some(Err(e)) => Some(e.clone()),
+                None => Some("not over when the load ended".to_owned()),
+            };
+            (Some(faults), error)
+        }
+        Some(Err(e)) => (None, Some(e.to_string())),
+    };
+    let fault_records = faults.map(|f| f.records).unwrap_or_default();
     let account = reconcile::account_figures(&client, &targets).await?;
     let vip = reconcile::vip_figures(&client, &targets).await?;
     let start = chrono::DateTime::<chrono::Utc>::from(started_wall);
+    // Each phase's planned length, the last one's as it ran.
+    let mut lengths: Vec<Duration> = plan
+        .phases
+        .iter()
+        .map(|p| Duration::from_secs_f64(p.seconds))
+        .collect();
+    if let Some(last) = lengths.last_mut() {
+        let before: Duration = plan.duration() - *last;
+        *last = elapsed.saturating_sub(before);
+    }
     let boundaries: Vec<_> = std::iter::once(Duration::ZERO)
-        .chain(plan.phase_ends())
+        .chain(lengths.iter().scan(Duration::ZERO, |end, length| {
+            *end += *length;
+            Some(*end)
+        }))
         .filter_map(|d| chrono::TimeDelta::from_std(d).ok().map(|d| start + d))
         .collect();
-    let offers =
-        reconcile::offer_figures(&targets, &boundaries, outage.and_then(Outage::back)).await?;
+    // The windows whose offers are reported: the outage's end (its first offer after), then
+    // each fault, until its node was back with its queue member online.
+    let outage_back = outage.and_then(Outage::back);
+    let windows: Vec<Window> = outage_back
+        .map(|back| Window {
+            from: back,
+            to: back,
+        })
+        .into_iter()
+        .chain(fault_records.iter().filter_map(|f| {
+            Some(Window {
+                from: faults::instant_of(f.at_unix_ms)?,
+                to: faults::instant_of(f.online_unix_ms)?,
+            })
+        }))
+        .collect();
+    let offers = reconcile::offer_figures(&targets, &boundaries, &windows).await?;
+    let mut window_offers = offers.windows.iter().copied();
+    let outage_first_offer = outage_back
+        .and_then(|_| window_offers.next())
+        .and_then(|w| w.first);
     // The counter at the start of each phase and at the end of the load.
     let published: Vec<Option<f64>> = std::iter::once(Some(0.0))
         .chain(published_at_boundaries.await.unwrap_or_default())
+        .chain(std::iter::once(published_at_end))
         .collect();
     let dlq = u64::from(
         broker
@@ -299,18 +426,22 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         .phases
         .iter()
         .zip(&counters.ok_by_phase)
+        .zip(&lengths)
         .enumerate()
-        .map(|(i, (phase, n))| PhaseReport {
-            seconds: phase.seconds,
-            vip_fraction: phase.vip_fraction,
-            req_per_s: n.load(Relaxed) as f64 / phase.seconds,
-            publish_per_s: published
-                .get(i)
-                .copied()
-                .flatten()
-                .zip(published.get(i + 1).copied().flatten())
-                .map(|(from, to)| (to - from) / phase.seconds),
-            offers_per_s: offers.by_phase.get(i).copied().unwrap_or(0) as f64 / phase.seconds,
+        .map(|(i, ((phase, n), length))| {
+            let seconds = length.as_secs_f64().max(1e-3);
+            PhaseReport {
+                seconds,
+                vip_fraction: phase.vip_fraction,
+                req_per_s: n.load(Relaxed) as f64 / seconds,
+                publish_per_s: published
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .zip(published.get(i + 1).copied().flatten())
+                    .map(|(from, to)| (to - from) / seconds),
+                offers_per_s: offers.by_phase.get(i).copied().unwrap_or(0) as f64 / seconds,
+            }
         })
         .collect();
     let publishing = drain.publishing_ended.duration_since(started);
@@ -326,9 +457,24 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         OutageReport::new(
             o,
             counters.errors_between(o.down_ms, o.back_ms),
-            offers.first_offered_after,
+            outage_first_offer,
         )
     });
+    let faults: Vec<FaultReport> = fault_records
+        .iter()
+        .map(|record| {
+            FaultReport::new(
+                record,
+                counters.errors_between(record.at_unix_ms, record.online_unix_ms),
+                window_offers.next().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let start_ms = load::unix_ms(started_wall);
+    let longest_without_vip_200 = GapReport {
+        seconds: longest_gap.length.as_secs_f64(),
+        from_unix_ms: start_ms + u64::try_from(longest_gap.from.as_millis()).unwrap_or(0),
+    };
     let raw_limits = args
         .raw_publish_confirm_quorum
         .zip(args.raw_consume_ack)
@@ -351,6 +497,7 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         vip_reads_failed: counters.vip_failed.load(Relaxed),
         vip_reads_503: counters.vip_unavailable.load(Relaxed),
         other_reads_failed: counters.other_failed.load(Relaxed),
+        longest_without_vip_200,
         published_since_start: account.published,
         publish_failed_since_start: account.failed,
         buffered_since_start: account.buffered,
@@ -377,6 +524,8 @@ async fn run(args: Args) -> Result<Option<Report>, Error> {
         vip_replicas: args.vip_urls.len(),
         peak_rss_kb,
         outage,
+        faults,
+        fault_schedule_error,
         against_go: Vec::new(),
         raw_limits,
         against_raw: Vec::new(),
@@ -404,6 +553,41 @@ async fn published_at_boundaries(
         values.push(figures.ok().map(|f| f.published));
     }
     values
+}
+
+/// Ends the extension of the load once `faults_file` says the fault schedule is over, or
+/// `limit` after the planned end of the load.
+async fn release_when_schedule_over(
+    faults_file: PathBuf,
+    extension: Extension,
+    planned_end: Instant,
+    limit: Duration,
+) {
+    let mut said = false;
+    loop {
+        match Faults::read(&faults_file) {
+            Ok(faults) if faults.outcome.is_some() => break,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("loadtest: {e}");
+                break;
+            }
+        }
+        let now = Instant::now();
+        if now >= planned_end + limit {
+            eprintln!(
+                "loadtest: the fault schedule is not over {limit:?} after the planned end of \
+                 the load: ending the load"
+            );
+            break;
+        }
+        if now >= planned_end && !said {
+            said = true;
+            println!("the load goes on until the fault schedule is over");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    extension.release();
 }
 
 fn as_i64(n: u64) -> i64 {

@@ -72,9 +72,46 @@ pub struct OfferFigures {
     pub by_phase: Vec<u64>,
     /// The latest `offeredAt`: when the last notification became an offer.
     pub last_offered_at: Option<DateTime<Utc>>,
-    /// The earliest `offeredAt` later than the instant asked for (the end of an outage): when
-    /// the pipeline committed its first offer again.
-    pub first_offered_after: Option<DateTime<Utc>>,
+    /// For each window asked for (an outage, a fault), in the same order: its offers.
+    pub windows: Vec<WindowOffers>,
+}
+
+/// A stretch of time a fault took: from `from` (the broker back, a node killed) to `to` (the
+/// node back with its queue member online).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// The offers that tell how the pipeline came through a [`Window`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowOffers {
+    /// The earliest `offeredAt` later than its start: when the pipeline committed an offer.
+    pub first: Option<DateTime<Utc>>,
+    /// The earliest `offeredAt` of a read made later than its start (`readAt`): when a read
+    /// made since went all the way through.
+    pub first_of_a_later_read: Option<DateTime<Utc>>,
+    /// The longest `offeredAt - readAt` of the reads made within it: the longest a
+    /// notification of a read made meanwhile waited for its offer.
+    pub slowest_read_to_offer: Option<chrono::TimeDelta>,
+}
+
+impl WindowOffers {
+    fn see(&mut self, window: Window, read_at: DateTime<Utc>, offered_at: DateTime<Utc>) {
+        let earliest =
+            |first: Option<DateTime<Utc>>| Some(first.map_or(offered_at, |f| f.min(offered_at)));
+        if offered_at > window.from {
+            self.first = earliest(self.first);
+        }
+        if read_at > window.from {
+            self.first_of_a_later_read = earliest(self.first_of_a_later_read);
+        }
+        if (window.from..=window.to).contains(&read_at) {
+            let waited = offered_at - read_at;
+            self.slowest_read_to_offer = self.slowest_read_to_offer.max(Some(waited));
+        }
+    }
 }
 
 /// How the wait for the pipeline to drain went.
@@ -192,11 +229,11 @@ pub async fn wait_drained(
 }
 
 /// Reads every offer from the database in one query. `boundaries`: the instants between
-/// which to count offers (ascending); `after`: the instant whose first later offer to find.
+/// which to count offers (ascending); `windows`: the stretches to give [`WindowOffers`] of.
 pub async fn offer_figures(
     targets: &Targets,
     boundaries: &[DateTime<Utc>],
-    after: Option<DateTime<Utc>>,
+    windows: &[Window],
 ) -> Result<OfferFigures, Error> {
     let database = |source| Error::Database {
         url: common::redact::redact_url(&targets.database_url),
@@ -218,15 +255,14 @@ pub async fn offer_figures(
     let mut duplicate_examples = Vec::new();
     let mut end_to_end = new_histogram()?;
     let mut last_offered_at: Option<DateTime<Utc>> = None;
-    let mut first_offered_after: Option<DateTime<Utc>> = None;
+    let mut window_offers = vec![WindowOffers::default(); windows.len()];
     for row in &rows {
         let message_id: String = row.try_get(0).map_err(database)?;
         let read_at = instant(row.try_get(1).map_err(database)?);
         let offered_at = instant(row.try_get(2).map_err(database)?);
         last_offered_at = last_offered_at.max(Some(offered_at));
-        if after.is_some_and(|a| offered_at > a) {
-            first_offered_after =
-                Some(first_offered_after.map_or(offered_at, |f| f.min(offered_at)));
+        for (offers, window) in window_offers.iter_mut().zip(windows) {
+            offers.see(*window, read_at, offered_at);
         }
         if !seen.insert(message_id.clone()) {
             duplicate_examples.push(message_id);
@@ -253,11 +289,43 @@ pub async fn offer_figures(
         end_to_end,
         by_phase,
         last_offered_at,
-        first_offered_after,
+        windows: window_offers,
     })
 }
 
 /// An offers-table instant: microseconds since the epoch.
 fn instant(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_has_its_first_offers_and_its_slowest_read() {
+        let at = |ms| DateTime::from_timestamp_millis(ms).expect("an instant");
+        let window = Window {
+            from: at(1_000),
+            to: at(2_000),
+        };
+        let mut offers = WindowOffers::default();
+        // (readAt, offeredAt): reads made before the window, one offered in it; reads made in
+        // it; a read made after it, slower than any made in it.
+        for (read, offered) in [
+            (900, 950),
+            (990, 1_010),
+            (1_500, 3_000),
+            (1_600, 2_500),
+            (2_500, 9_000),
+        ] {
+            offers.see(window, at(read), at(offered));
+        }
+        assert_eq!(offers.first, Some(at(1_010)));
+        assert_eq!(offers.first_of_a_later_read, Some(at(2_500)));
+        assert_eq!(
+            offers.slowest_read_to_offer,
+            Some(chrono::TimeDelta::milliseconds(1_500))
+        );
+    }
 }

@@ -6,6 +6,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::compare::{RawLimits, Row};
+use crate::faults::FaultReport;
 use crate::outage::OutageReport;
 
 /// Latency quantiles in milliseconds.
@@ -27,6 +28,18 @@ impl Quantiles {
         }
     }
 }
+
+/// The longest stretch of the load without a VIP read answered 200.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GapReport {
+    pub seconds: f64,
+    /// When it began, ms since the Unix epoch.
+    pub from_unix_ms: u64,
+}
+
+/// The stretch without a VIP read answered 200 that the system aims to stay within, whatever
+/// fails: reported, not asserted.
+pub const GAP_GOAL_SECONDS: f64 = 5.0;
 
 /// One phase of the load as it ran.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -57,6 +70,8 @@ pub struct Report {
     /// VIP reads answered 503 (their notification could not be made durable).
     pub vip_reads_503: u64,
     pub other_reads_failed: u64,
+    /// The longest stretch without a VIP read answered 200 (goal: [`GAP_GOAL_SECONDS`]).
+    pub longest_without_vip_200: GapReport,
     pub published_since_start: f64,
     pub publish_failed_since_start: f64,
     pub buffered_since_start: f64,
@@ -92,6 +107,10 @@ pub struct Report {
     pub peak_rss_kb: BTreeMap<String, u64>,
     /// The outage (broker or database) and what it cost, in the fault scenarios that record one.
     pub outage: Option<OutageReport>,
+    /// The faults a cluster scenario inflicted, in order, and what each cost.
+    pub faults: Vec<FaultReport>,
+    /// Why the fault schedule did not finish, when it did not.
+    pub fault_schedule_error: Option<String>,
     pub against_go: Vec<Row>,
     pub raw_limits: Option<RawLimits>,
     pub against_raw: Vec<Row>,
@@ -143,6 +162,13 @@ impl Report {
                 ),
             ),
             ("other reads failed", self.other_reads_failed.to_string()),
+            (
+                "longest without a VIP read 200",
+                format!(
+                    "{:.2} s (goal ≤ {GAP_GOAL_SECONDS} s)",
+                    self.longest_without_vip_200.seconds
+                ),
+            ),
             (
                 "published / failed / buffered (since start)",
                 format!(
@@ -216,6 +242,12 @@ impl Report {
                 o.seconds_back_to_first_offer
                     .map_or("no offer after it".to_owned(), |s| format!("{s:.2} s")),
             ));
+        }
+        for fault in &self.faults {
+            rows.push(("fault", fault.describe()));
+        }
+        if let Some(error) = &self.fault_schedule_error {
+            rows.push(("FAULT SCHEDULE FAILED", error.clone()));
         }
         for (name, kb) in &self.peak_rss_kb {
             rows.push(("peak RSS", format!("{name}: {:.1} MB", kb_to_mb(*kb))));

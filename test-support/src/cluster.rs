@@ -46,7 +46,7 @@
 //!
 //! # RabbitMQ 4.0 from a chroot
 //!
-//! When `GOBLOG_RABBITMQ_ROOT` names a root file system with another rabbitmq-server (Debian
+//! When `TEST_RABBITMQ_ROOT` names a root file system with another rabbitmq-server (Debian
 //! trixie's 4.0.5 on Erlang 27, made by `scripts/ensure-rabbitmq4-root.sh`), the nodes run
 //! from it: their folders are made in its `/tmp`, owned by its own `rabbitmq` user (whose uid
 //! need not be the host's), and every `rabbitmq-server` and `rabbitmqctl` runs as
@@ -71,7 +71,7 @@ use tokio::process::Command;
 use tokio::time::Instant;
 
 /// Names the root file system nodes run from instead of the host's rabbitmq-server.
-const ROOT_VARIABLE: &str = "GOBLOG_RABBITMQ_ROOT";
+const ROOT_VARIABLE: &str = "TEST_RABBITMQ_ROOT";
 
 /// How long a node may take to boot (and rejoin): about 10 s each here, but tests share two
 /// cores with other tests.
@@ -814,7 +814,7 @@ impl Drop for Cluster {
 }
 
 impl Install {
-    /// The host's rabbitmq-server, or the root that `GOBLOG_RABBITMQ_ROOT` names.
+    /// The host's rabbitmq-server, or the root that `TEST_RABBITMQ_ROOT` names.
     fn find() -> Result<Self, ClusterError> {
         let root = std::env::var_os(ROOT_VARIABLE)
             .filter(|root| !root.is_empty())
@@ -827,7 +827,7 @@ impl Install {
             None => (
                 "this machine".to_owned(),
                 "install it (Debian: apt-get install rabbitmq-server), or set \
-                 GOBLOG_RABBITMQ_ROOT to a root file system that has it",
+                 TEST_RABBITMQ_ROOT to a root file system that has it",
             ),
         };
         let at = |path: &str| match &root {

@@ -9,7 +9,7 @@
 //! - [`TcpProxy`]: sits between a client and the broker and can cut every connection, to
 //!   test recovery without stopping the broker that other tests share.
 //! - [`Cluster`]: a RabbitMQ cluster of nodes of its own on this machine (needs root), whose
-//!   nodes a test kills, stops and restarts; `GOBLOG_RABBITMQ_ROOT` runs them from another
+//!   nodes a test kills, stops and restarts; `TEST_RABBITMQ_ROOT` runs them from another
 //!   RabbitMQ's root file system (4.0, made by `scripts/ensure-rabbitmq4-root.sh`).
 //! - [`go_p9`]: stand-ins for the Go P9 services ([`GoAccountService`], [`GoVipService`],
 //!   [`GoBusListener`]) speaking AMQP exactly as the Go original does, so tests can pair our

@@ -3,7 +3,7 @@
 //! too, and nothing of the cluster is left afterwards, after a test that panicked as well.
 //!
 //! Needs root (the nodes run as user rabbitmq), so `#[ignore]`d: scripts/test.sh runs them
-//! when root, as in CI. With `GOBLOG_RABBITMQ_ROOT` naming a root made by
+//! when root, as in CI. With `TEST_RABBITMQ_ROOT` naming a root made by
 //! scripts/ensure-rabbitmq4-root.sh, the same tests run against RabbitMQ 4.0.
 //!
 //! Booting nodes is slow (about 10 s a node on two cores) and so is everything else side by

@@ -209,8 +209,9 @@ fn classify(address: &BrokerAddress, error: &lapin::Error) -> AttemptError {
     AttemptError::Transient(error.to_string())
 }
 
-/// Capped exponential delays with jitter, without end.
-fn reconnect_delays(settings: &MessagingSettings) -> impl Iterator<Item = Duration> {
+/// Capped exponential delays with jitter, without end: between reconnections, re-subscriptions
+/// and publishes the broker nacked.
+pub(super) fn reconnect_delays(settings: &MessagingSettings) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_min_delay(settings.reconnect_min_delay)
         .with_max_delay(settings.reconnect_max_delay)

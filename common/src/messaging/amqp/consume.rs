@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use backon::{ExponentialBuilder, Retryable};
 use futures_lite::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -20,6 +20,7 @@ use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, warn};
 
+use super::connect::reconnect_delays;
 use super::publish::{self, Target};
 use super::session::{Declared, Session};
 use super::{Shared, declare};
@@ -100,7 +101,7 @@ pub(super) async fn run(
     first: oneshot::Sender<Result<(), MessagingError>>,
 ) {
     let mut first = Some(first);
-    let mut delays = resubscribe_delays(&shared);
+    let mut delays = reconnect_delays(&shared.settings);
     loop {
         let session = tokio::select! {
             () = consumer.stop.cancelled() => break,
@@ -114,7 +115,7 @@ pub(super) async fn run(
         match outcome {
             Ok(End::Stopped) => break,
             Ok(End::ConnectionLost) => {
-                delays = resubscribe_delays(&shared);
+                delays = reconnect_delays(&shared.settings);
                 continue;
             }
             Ok(End::Cancelled) => {
@@ -122,7 +123,7 @@ pub(super) async fn run(
                     queue = consumer.source.queue(),
                     "the broker cancelled the consumer (queue deleted?); re-subscribing"
                 );
-                delays = resubscribe_delays(&shared);
+                delays = reconnect_delays(&shared.settings);
             }
             // The connection went while subscribing: subscribe on the next one, even the first
             // time, since that is a passing failure the client recovers from.
@@ -167,15 +168,6 @@ fn is_passing(error: &MessagingError) -> bool {
             .contains("does not have a replica on the local node"),
         AMQPErrorKind::Soft(_) => false,
     }
-}
-
-fn resubscribe_delays(shared: &Shared) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(shared.settings.reconnect_min_delay)
-        .with_max_delay(shared.settings.reconnect_max_delay)
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 async fn subscribe_and_consume(

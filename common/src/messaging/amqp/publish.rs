@@ -10,15 +10,13 @@ use lapin::options::BasicPublishOptions;
 use lapin::protocol::AMQPErrorKind;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, ErrorKind};
-use std::time::Duration;
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::{Instant, sleep, timeout};
 use tracing::Instrument;
 
 use super::Shared;
+use super::connect::reconnect_delays;
 use super::session::Session;
-use crate::messaging::{MessagingError, MessagingSettings, OutgoingMessage};
+use crate::messaging::{MessagingError, OutgoingMessage};
 use crate::telemetry;
 
 /// Where a message goes: `exchange` "" is the default exchange, routing straight to a queue.
@@ -124,7 +122,8 @@ where
     let properties = properties(&shared.settings.app_id, message);
     let mut deadline = Instant::now() + shared.settings.outage_wait;
     let (mut channel_errors, mut lost_connections) = (0, 0);
-    let mut nack_delays = nack_delays(&shared.settings);
+    // Between publishes the broker nacked: short at first (an election takes a moment), capped.
+    let mut nack_delays = reconnect_delays(&shared.settings);
     loop {
         let session = shared.session_for_publish(deadline).await?;
         let outcome = match declare(session.clone()).await {
@@ -225,16 +224,6 @@ async fn attempt(
             channel,
         },
     }
-}
-
-/// Between publishes the broker nacked: short at first (an election takes a moment), capped.
-fn nack_delays(settings: &MessagingSettings) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(settings.reconnect_min_delay)
-        .with_max_delay(settings.reconnect_max_delay)
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 /// Whether `error` means the whole connection is gone, not just this channel.

@@ -282,6 +282,14 @@ async fn restart(cluster: &Cluster, i: usize, queue: &QueueSpec) {
     .await;
 }
 
+/// `rabbitmqctl ARGS` on node 0, panicking with the command if it fails.
+async fn rabbitmqctl(cluster: &Cluster, args: &[&str]) -> String {
+    cluster
+        .rabbitmqctl(0, args)
+        .await
+        .unwrap_or_else(|e| panic!("rabbitmqctl {args:?}: {e}"))
+}
+
 /// Polls `check` until it gives something, panicking with `what` after `LIMIT`.
 async fn eventually_some<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + LIMIT;
@@ -359,12 +367,7 @@ async fn a_rotated_password_is_read_from_its_file_at_the_next_connection() {
     let cluster = Cluster::start(1)
         .await
         .unwrap_or_else(|e| panic!("starting a node: {e}"));
-    let ctl = async |args: &[&str]| {
-        cluster
-            .rabbitmqctl(0, args)
-            .await
-            .unwrap_or_else(|e| panic!("rabbitmqctl {args:?}: {e}"))
-    };
+    let ctl = async |args: &[&str]| rabbitmqctl(&cluster, args).await;
     let user = unique("rotated");
     ctl(&["add_user", &user, "first-secret"]).await;
     ctl(&["set_permissions", "-p", "/", &user, ".*", ".*", ".*"]).await;
@@ -442,12 +445,7 @@ async fn a_missing_permission_is_named_with_the_resource_and_how_to_grant_it() {
     let cluster = Cluster::start(1)
         .await
         .unwrap_or_else(|e| panic!("starting a node: {e}"));
-    let ctl = async |args: &[&str]| {
-        cluster
-            .rabbitmqctl(0, args)
-            .await
-            .unwrap_or_else(|e| panic!("rabbitmqctl {args:?}: {e}"))
-    };
+    let ctl = async |args: &[&str]| rabbitmqctl(&cluster, args).await;
     let queue = QueueSpec::work_queue(unique("guarded"), QueueType::Quorum);
     // `guest` declares the queue; each user below lacks one permission on it.
     let owner = AmqpMessaging::connect(settings(&cluster.url(0)))
